@@ -1,0 +1,47 @@
+# The two quick-start commands are `make demo` and `make test`; both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo-data
+DEMO_EVENTS ?= 1000000
+export CARTPULSE_HOME ?= $(CURDIR)/cartpulse-home
+
+.PHONY: help install demo test lint typecheck unit bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cartpulse needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install cartpulse with its dev tools
+
+demo: $(STAMP) ## generate demo data, ingest it into the lake and show what landed
+	$(BIN)/cartpulse generate --out $(DEMO_DIR) --events $(DEMO_EVENTS) --days 7
+	$(BIN)/cartpulse ingest $(DEMO_DIR)/events.csv.gz
+	$(BIN)/cartpulse query "SELECT event_date, count(*) AS events, count(DISTINCT user_id) AS visitors, round(sum(price) FILTER (WHERE event_type = 'purchase'), 2) AS revenue FROM events GROUP BY 1 ORDER BY 1"
+	$(BIN)/cartpulse query "SELECT reason, count(*) AS rows FROM quarantine GROUP BY 1 ORDER BY 2 DESC"
+	@echo "Lake: $(CARTPULSE_HOME)/lake  —  try: $(BIN)/cartpulse query \"SELECT * FROM events LIMIT 10\""
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+unit: $(STAMP) ## run the test suite only
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+test: lint typecheck unit ## lint, type-check and run every test
+
+bench: $(STAMP) ## run the benchmarks (see docs/benchmarks.md)
+	$(BIN)/cartpulse bench
+
+clean: ## remove .venv, demo data and the default home
+	rm -rf $(VENV) $(DEMO_DIR) cartpulse-home .mypy_cache .ruff_cache .pytest_cache

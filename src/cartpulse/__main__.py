@@ -1,0 +1,5 @@
+"""Allow `python -m cartpulse`."""
+
+from cartpulse.cli import app
+
+app(prog_name="cartpulse")

@@ -1,0 +1,1 @@
+"""`cartpulse bench` scenarios."""

@@ -1,0 +1,249 @@
+"""Feed files into the event log as a live stream: read, validate, dedupe, quarantine, append.
+
+Resumable: after each batch the file's progress, the dedupe state and the batch's data-quality
+counts are committed in one transaction of the serving store. A batch interrupted by a crash
+is redone; its quarantine file has a fixed name (rewritten whole) and its events are not
+appended twice (the log's end offset tells whether the append happened).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cartpulse.ingest import content_hash
+from cartpulse.log.base import EventLog
+from cartpulse.quality.dedupe import DedupeState, dedupe, event_times_us
+from cartpulse.quality.validate import Validator
+from cartpulse.schema import QUARANTINE_SCHEMA
+from cartpulse.settings import Settings
+from cartpulse.sinks.staging import fsync_dir
+from cartpulse.sources.files import read_events
+from cartpulse.sources.prefetch import prefetch
+
+log = logging.getLogger(__name__)
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS engine;
+CREATE TABLE IF NOT EXISTS engine.sources (
+  content_hash VARCHAR PRIMARY KEY, path VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
+  batches_done BIGINT NOT NULL, log_end BIGINT NOT NULL, done BOOLEAN NOT NULL,
+  read BIGINT NOT NULL, clean BIGINT NOT NULL, quarantined BIGINT NOT NULL,
+  duplicates BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS engine.dedupe (key UBIGINT, time_us BIGINT, max_time_us BIGINT);
+"""
+
+
+@dataclass
+class FeedReport:
+    """Totals for one fed file."""
+
+    path: str
+    read: int = 0
+    clean: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    skipped: bool = False
+
+
+class Feeder:
+    """Appends validated events of files to the event log (the single writer of the home)."""
+
+    def __init__(
+        self, settings: Settings, event_log: EventLog, store: duckdb.DuckDBPyConnection
+    ) -> None:
+        self.settings = settings
+        self.log = event_log
+        self.con = store
+        self.con.execute(_DDL)
+        self.validator = Validator(settings.ingest.future_tolerance_s)
+
+    def close(self) -> None:
+        """Release the validator."""
+        self.validator.close()
+
+    def feed(
+        self,
+        path: Path,
+        speed: float | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> FeedReport:
+        """Feed one file; `speed` replays N× real time by event time (None = at full speed)."""
+        digest = content_hash(path)
+        progress = self._progress(digest, path)
+        report = FeedReport(str(path), *progress[4:8])
+        if progress[3]:
+            report.skipped = True
+            return report
+        started_at, done_batches, log_end = progress[0], progress[1], progress[2]
+        state = self._load_dedupe()
+        cfg = self.settings.ingest
+        batch_rows = cfg.batch_rows if speed is None else min(cfg.batch_rows, 20_000)
+        pacer = _Pacer(speed)
+        for index, batch in enumerate(prefetch(read_events(path, batch_rows))):
+            if index < done_batches:
+                continue  # committed before a restart
+            if stop is not None and stop.is_set():
+                return report
+            checked = self.validator.validate(batch, started_at)
+            keep, state = dedupe(
+                checked.keys, event_times_us(checked.clean), state, cfg.dedupe_window_s
+            )
+            clean = checked.clean.filter(keep)
+            dupes = checked.clean.filter(pa.array(~keep))
+            self._write_quarantine(digest, index, started_at, checked.quarantine)
+            pacer.wait(clean)
+            log_end = self._append_once(clean, log_end)
+            report.read += batch.rows
+            report.clean += clean.num_rows
+            report.quarantined += checked.quarantine.num_rows
+            report.duplicates += dupes.num_rows
+            self._commit(
+                digest, index + 1, log_end, report, state, checked.quarantine, dupes, started_at
+            )
+            if on_batch is not None:
+                on_batch(batch.rows)
+        self._finish(digest)
+        return report
+
+    def _append_once(self, clean: pa.Table, log_end: int) -> int:
+        """Append unless this batch's append already happened before a crash."""
+        end = self.log.end_offset()
+        if end == log_end + clean.num_rows and end != log_end:
+            return end
+        if end != log_end:
+            raise RuntimeError(
+                f"event log ends at {end} but the replay committed {log_end}; another writer "
+                "appended to this home's log"
+            )
+        if clean.num_rows:
+            return self.log.append(clean).next_offset
+        return log_end
+
+    def _progress(self, digest: str, path: Path) -> tuple:  # type: ignore[type-arg]
+        row = self.con.execute(
+            "SELECT started_at, batches_done, log_end, done, read, clean, quarantined, duplicates "
+            "FROM engine.sources WHERE content_hash = ?",
+            [digest],
+        ).fetchall()
+        if row:
+            return row[0]
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        end = self.log.end_offset()
+        self.con.execute(
+            "INSERT INTO engine.sources VALUES (?, ?, ?, 0, ?, false, 0, 0, 0, 0)",
+            [digest, str(path), now, end],
+        )
+        return (now, 0, end, False, 0, 0, 0, 0)
+
+    def _load_dedupe(self) -> DedupeState:
+        rows = self.con.sql("SELECT key, time_us, max_time_us FROM engine.dedupe").to_arrow_table()
+        if rows.num_rows == 0:
+            return DedupeState.empty()
+        keys = np.asarray(rows.column("key").to_numpy(), np.uint64)
+        times = np.asarray(rows.column("time_us").to_numpy(), np.int64)
+        order = np.argsort(keys, kind="stable")
+        return DedupeState(keys[order], times[order], int(rows.column("max_time_us")[0].as_py()))
+
+    def _write_quarantine(
+        self, digest: str, index: int, started_at: dt.datetime, rows: pa.Table
+    ) -> None:
+        if rows.num_rows == 0:
+            return
+        folder = self.settings.quarantine_dir / f"ingest_date={started_at.date().isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"part-r{digest[:16]}-{index:06d}.parquet"
+        tmp = folder / f".{final.name}.tmp"
+        pq.write_table(rows.cast(QUARANTINE_SCHEMA), str(tmp), compression="zstd")
+        tmp.replace(final)
+        if self.settings.fsync != "never":
+            fsync_dir(folder)
+
+    def _commit(
+        self,
+        digest: str,
+        batches: int,
+        log_end: int,
+        r: FeedReport,
+        state: DedupeState,
+        quarantine: pa.Table,
+        dupes: pa.Table,
+        started_at: dt.datetime,
+    ) -> None:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                "UPDATE engine.sources SET batches_done = ?, log_end = ?, read = ?, clean = ?, "
+                "quarantined = ?, duplicates = ? WHERE content_hash = ?",
+                [batches, log_end, r.read, r.clean, r.quarantined, r.duplicates, digest],
+            )
+            con.execute("DELETE FROM engine.dedupe")
+            con.register(
+                "dedupe_rows",
+                pa.table(
+                    {
+                        "key": state.keys,
+                        "time_us": state.times_us,
+                        "max_time_us": np.full(len(state), state.max_time_us or 0, np.int64),
+                    }
+                ),
+            )
+            con.execute("INSERT INTO engine.dedupe SELECT * FROM dedupe_rows")
+            con.unregister("dedupe_rows")
+            con.register("q_rows", quarantine)
+            con.register("d_rows", dupes)
+            con.execute(
+                """
+                INSERT INTO dq_counts
+                SELECT date_trunc('minute', ingested_at), reason, count(*) FROM q_rows GROUP BY ALL
+                UNION ALL
+                SELECT date_trunc('minute', event_time), 'duplicate', count(*)
+                FROM d_rows GROUP BY ALL
+                ON CONFLICT (minute, reason) DO UPDATE SET rows = dq_counts.rows + excluded.rows
+                """
+            )
+            con.unregister("q_rows")
+            con.unregister("d_rows")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        del started_at
+
+    def _finish(self, digest: str) -> None:
+        self.con.execute("UPDATE engine.sources SET done = true WHERE content_hash = ?", [digest])
+
+
+class _Pacer:
+    """Sleeps so that event time advances `speed` times faster than wall-clock time."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.speed = speed
+        self.first_event_us: int | None = None
+        self.started = time.monotonic()
+
+    def wait(self, events: pa.Table) -> None:
+        """Block until the batch's first event is due."""
+        if self.speed is None or events.num_rows == 0:
+            return
+        first = int(np.min(events.column("event_time").cast(pa.int64()).to_numpy()))
+        if self.first_event_us is None:
+            self.first_event_us, self.started = first, time.monotonic()
+            return
+        due = self.started + (first - self.first_event_us) / 1e6 / self.speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)

@@ -1,0 +1,1 @@
+"""Validation, quarantine reasons and duplicate removal."""

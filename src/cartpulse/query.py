@@ -1,0 +1,98 @@
+"""Read-only SQL over the lake (`events`, `quarantine`) and every warehouse table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cartpulse.schema import EVENT_SCHEMA, EVENTS_VIEW, QUARANTINE_SCHEMA, QUARANTINE_VIEW
+from cartpulse.settings import Settings
+
+_READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+class QueryError(Exception):
+    """The SQL is not allowed or failed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Column names and rows of a query."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Rows as objects keyed by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with views over the lake and the warehouse attached read-only."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    _lake_view(con, EVENTS_VIEW, settings.events_dir, "event_date", EVENT_SCHEMA.names)
+    _lake_view(
+        con, QUARANTINE_VIEW, settings.quarantine_dir, "ingest_date", QUARANTINE_SCHEMA.names
+    )
+    if settings.warehouse_path.exists():
+        try:
+            con.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
+            con.execute("SET search_path = 'memory.main,warehouse.main'")
+        except duckdb.IOException as exc:
+            raise QueryError(
+                f"cannot open {settings.warehouse_path} read-only: {_first_line(exc)}"
+            ) from None
+    return con
+
+
+def run_query(settings: Settings, sql: str) -> QueryResult:
+    """Run one read-only statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(_first_line(exc)) from None
+    if len(statements) != 1:
+        raise QueryError(f"expected exactly one SQL statement, got {len(statements)}")
+    if statements[0].type not in _READ_ONLY:
+        kind = statements[0].type.name
+        raise QueryError(f"only read-only queries are allowed (got a {kind} statement)")
+    con = connect(settings)
+    try:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        return QueryResult(columns, cursor.fetchall())
+    except duckdb.Error as exc:
+        raise QueryError(_first_line(exc)) from None
+    finally:
+        con.close()
+
+
+def _lake_view(
+    con: duckdb.DuckDBPyConnection, name: str, folder: Path, partition: str, columns: list[str]
+) -> None:
+    """A view over a partitioned Parquet folder; an empty typed view when it has no files yet."""
+    if any(folder.glob("*/*.parquet")):
+        pattern = str(folder / "*" / "*.parquet")
+        con.execute(
+            f"CREATE VIEW main.{name} AS SELECT * FROM read_parquet('{pattern}', "
+            f"hive_partitioning = true, hive_types = {{'{partition}': DATE}})"
+        )
+        return
+    schema = EVENT_SCHEMA if name == EVENTS_VIEW else QUARANTINE_SCHEMA
+    cols = ", ".join(f"NULL::{_sql_type(schema.field(c).type)} AS {c}" for c in columns)
+    con.execute(f"CREATE VIEW main.{name} AS SELECT {cols}, NULL::DATE AS {partition} WHERE false")
+
+
+def _sql_type(typ: Any) -> str:
+    text = str(typ)
+    if text.startswith("timestamp"):
+        return "TIMESTAMPTZ"
+    return {"string": "VARCHAR", "int64": "BIGINT", "double": "DOUBLE"}.get(text, "VARCHAR")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

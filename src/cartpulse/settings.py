@@ -1,0 +1,177 @@
+"""The one settings object: a TOML file plus CARTPULSE_* environment variables."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "cartpulse.toml"
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names the key, the value and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestSettings(_Section):
+    """How files are read, cleaned and written to the lake."""
+
+    batch_rows: int = Field(default=1_000_000, ge=1_000, le=10_000_000)
+    """Rows per Arrow batch read from a file."""
+    dedupe_window_s: int = Field(default=3_600, ge=3_600)
+    """Exact duplicates are detected within at least this much event time (≥ 1 hour)."""
+    future_tolerance_s: int = Field(default=300, ge=0)
+    """Live mode: events more than this ahead of the clock are quarantined."""
+    row_group_rows: int = Field(default=1_000_000, ge=10_000)
+    """Rows per Parquet row group in the lake."""
+    compression: Literal["zstd", "snappy", "lz4", "gzip", "none"] = "zstd"
+    """Parquet compression codec of lake files."""
+
+
+class SessionSettings(_Section):
+    """Session and abandoned-cart definitions."""
+
+    timeout_s: int = Field(default=1_800, ge=60, le=86_400)
+    """A session expires this long after its last event."""
+    allowed_lateness_s: int = Field(default=60, ge=0, le=3_600)
+    """Watermark = max event time − this; later events are counted as late."""
+
+
+class SmtpSettings(_Section):
+    """Where retargeting emails are sent."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65_535)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str | None = None
+    password: str | None = None
+    sender: str = "Cartpulse Shop <shop@example.com>"
+
+
+class CollectorSettings(_Section):
+    """The HTTP collector."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+    write_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    """Keys accepted in `Authorization: Bearer`; env form `key1,key2`."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    @field_validator("write_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything cartpulse can be configured with, validated at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARTPULSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    home: Path = Path("cartpulse-home")
+    """Home directory: lake, warehouse, event log (CARTPULSE_HOME)."""
+    fsync: Literal["always", "batch", "never"] = "always"
+    """When writes are forced to disk: `always` is crash-safe, `never` is for throwaway runs."""
+    ingest: IngestSettings = IngestSettings()
+    session: SessionSettings = SessionSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    collector: CollectorSettings = CollectorSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order of precedence: explicit values, environment, then the TOML file."""
+        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def lake_dir(self) -> Path:
+        """Root of the Parquet lake."""
+        return self.home / "lake"
+
+    @property
+    def events_dir(self) -> Path:
+        """Clean events, partitioned by event_date."""
+        return self.lake_dir / "events"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Rejected rows, partitioned by ingest_date."""
+        return self.lake_dir / "quarantine"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB file holding serving tables and marts."""
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def state_dir(self) -> Path:
+        """Ingest manifest, dedupe state and staging area."""
+        return self.home / "state"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from `config` (or ./cartpulse.toml if present) and CARTPULSE_* variables."""
+    toml_file = config if config is not None else Path(DEFAULT_CONFIG_FILE)
+    if config is not None and not config.is_file():
+        raise SettingsError(f"config file {config} does not exist")
+    has_toml = toml_file.is_file()
+    if has_toml:
+        _check_toml_syntax(toml_file)
+    try:
+        if has_toml:
+            return Settings(_toml_file=toml_file, **overrides)  # type: ignore[call-arg]
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, toml_file if has_toml else None)) from None
+
+
+def _check_toml_syntax(path: Path) -> None:
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read {path}: {exc}") from None
+
+
+def _describe(exc: ValidationError, toml_file: Path | None) -> str:
+    """Turn a pydantic error into lines naming each key, its value and what is allowed."""
+    where = f" (from {toml_file} or CARTPULSE_* environment)" if toml_file else ""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = "CARTPULSE_" + "__".join(str(p) for p in err["loc"]).upper()
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown setting `{key}`{where}; check the spelling")
+            continue
+        value = err.get("input")
+        lines.append(f"setting `{key}` (env {env}) = {value!r} is invalid: {err['msg']}{where}")
+    return "; ".join(lines)

@@ -1,0 +1,1 @@
+"""Where results are written: the Parquet lake and the serving store."""

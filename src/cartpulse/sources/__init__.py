@@ -1,0 +1,1 @@
+"""Readers that yield raw Arrow batches from files and streams."""

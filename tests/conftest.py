@@ -1,0 +1,69 @@
+"""Shared fixtures: the real REES46 rows, fresh homes, and running the CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("CARTPULSE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+
+
+@pytest.fixture
+def real_dir(tmp_path: Path) -> Path:
+    """A copy of the real REES46 rows (never touch the originals)."""
+    if not REAL_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
+        pytest.skip(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
+    dest = tmp_path / "real"
+    shutil.copytree(REAL_DATA, dest)
+    return dest
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty cartpulse home directory."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@dataclass
+class CliResult:
+    """What a CLI run printed and returned."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout parsed as JSON."""
+        return json.loads(self.stdout)
+
+
+def run_cli(
+    *args: str, home: Path | None = None, cwd: Path | None = None, timeout: float = 300
+) -> CliResult:
+    """Run `cartpulse ARGS` in a subprocess, as a user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
+    if home is not None:
+        env["CARTPULSE_HOME"] = str(home)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cartpulse", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,85 @@
+"""Settings: TOML file, CARTPULSE_* environment, validation messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cartpulse.settings import SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith("CARTPULSE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_without_any_file() -> None:
+    s = load_settings()
+    assert s.home == Path("cartpulse-home")
+    assert s.session.timeout_s == 1800
+    assert s.events_dir == Path("cartpulse-home/lake/events")
+
+
+def test_toml_in_working_dir_is_read(tmp_path: Path) -> None:
+    (tmp_path / "cartpulse.toml").write_text('home = "/data/shop"\n[smtp]\nhost = "mail.local"\n')
+    s = load_settings()
+    assert s.home == Path("/data/shop")
+    assert s.smtp.host == "mail.local"
+
+
+def test_env_overrides_toml_with_nested_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "other.toml"
+    cfg.write_text("[smtp]\nport = 2525\n")
+    monkeypatch.setenv("CARTPULSE_SMTP__PORT", "1025")
+    monkeypatch.setenv("CARTPULSE_HOME", str(tmp_path / "h"))
+    s = load_settings(cfg)
+    assert s.smtp.port == 1025
+    assert s.home == tmp_path / "h"
+
+
+def test_write_keys_from_comma_separated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTPULSE_COLLECTOR__WRITE_KEYS", "key1, key2")
+    assert load_settings().collector.write_keys == ("key1", "key2")
+
+
+def test_bad_value_names_key_value_and_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTPULSE_SMTP__PORT", "99999")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    msg = str(err.value)
+    assert "smtp.port" in msg and "CARTPULSE_SMTP__PORT" in msg and "99999" in msg
+    assert "less than or equal to 65535" in msg
+
+
+def test_bad_choice_lists_allowed_values(tmp_path: Path) -> None:
+    (tmp_path / "cartpulse.toml").write_text('[smtp]\nsecurity = "tls"\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "smtp.security" in str(err.value) and "'starttls'" in str(err.value)
+
+
+def test_unknown_key_in_toml_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cartpulse.toml").write_text('[smtp]\nhots = "x"\n')
+    with pytest.raises(SettingsError, match=r"unknown setting `smtp\.hots`"):
+        load_settings()
+
+
+def test_missing_config_file_and_broken_toml(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("home = \n")
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(bad)
+
+
+def test_dedupe_window_cannot_be_below_one_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTPULSE_INGEST__DEDUPE_WINDOW_S", "60")
+    with pytest.raises(SettingsError, match=r"ingest\.dedupe_window_s"):
+        load_settings()

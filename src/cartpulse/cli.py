@@ -81,6 +81,10 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; nothing partial was left visible", 130)
+    except Exception as exc:
+        if ctx.debug:
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
 
 @app.callback()

@@ -173,6 +173,7 @@ def _stage_file(
             for partition, rows in split_by_event_date(clean):
                 events.write(partition, rows)
             quarantine.write(f"ingest_date={ingested_at.date().isoformat()}", checked.quarantine)
+            events.end_batch()
             _count(report, batch.rows, clean.num_rows, checked.counts, len(keep) - clean.num_rows)
             report.blank_rows += batch.blank_rows
             if progress is not None and batch.position is not None:

@@ -62,9 +62,13 @@ def run_query(settings: Settings, sql: str) -> QueryResult:
         raise QueryError(f"only read-only queries are allowed (got a {kind} statement)")
     con = connect(settings)
     try:
-        cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description or []]
-        return QueryResult(columns, cursor.fetchall())
+        # Through Arrow: DuckDB's own Python conversion of TIMESTAMPTZ needs pytz.
+        relation = con.sql(sql)
+        if relation is None:
+            return QueryResult([], [])
+        table = relation.to_arrow_table()
+        columns = [c.to_pylist() for c in table.columns]
+        return QueryResult(list(table.column_names), list(zip(*columns, strict=True)))
     except duckdb.Error as exc:
         raise QueryError(_first_line(exc)) from None
     finally:

@@ -19,6 +19,16 @@ def test_ingest_then_query_real_rows(real_dir: Path, home: Path) -> None:
     assert q.code == 0, q.stderr
     assert q.json() == [{"n": report["clean"]}]
 
+    first = run_cli(
+        "query",
+        "SELECT event_time, price FROM events ORDER BY event_time, price LIMIT 1",
+        "--json",
+        home=home,
+    ).json()
+    assert first == [{"event_time": "2019-10-01T00:00:00+00:00", "price": 2.62}]
+    table = run_cli("query", "SELECT min(event_time) AS t FROM events", home=home)
+    assert table.code == 0 and "2019-10-01 00:00:00+00:00" in table.stdout
+
     types = run_cli(
         "query", "SELECT DISTINCT event_type FROM events ORDER BY 1", "--json", home=home
     ).json()

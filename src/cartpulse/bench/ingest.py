@@ -34,8 +34,7 @@ def bench_ingest(work: Path, events: int, seed: int = 42) -> dict[str, Any]:
     source = ensure_dataset(work, events, seed)
     home = work / "home-ingest"
     shutil.rmtree(home, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
-    env["CARTPULSE_HOME"] = str(home)
+    env = {**os.environ, "CARTPULSE_HOME": str(home)}
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "cartpulse", "ingest", str(source), "--json"],

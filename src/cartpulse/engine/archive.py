@@ -27,5 +27,6 @@ def stage_archive(
             raise RuntimeError(f"event log ends at {offset}, expected events up to {end}")
         for partition, rows in split_by_event_date(piece.table):
             writer.write(partition, rows)
+        writer.end_batch()
         offset = piece.end
     return [(staging / rel, rel) for rel in writer.close()]

@@ -9,6 +9,7 @@ appended twice (the log's end offset tells whether the append happened).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS engine.sources (
   content_hash VARCHAR PRIMARY KEY, path VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
   batches_done BIGINT NOT NULL, log_end BIGINT NOT NULL, done BOOLEAN NOT NULL,
   read BIGINT NOT NULL, clean BIGINT NOT NULL, quarantined BIGINT NOT NULL,
-  duplicates BIGINT NOT NULL
+  duplicates BIGINT NOT NULL, batch_rows BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS engine.dedupe (key UBIGINT, time_us BIGINT, max_time_us BIGINT);
 """
@@ -82,15 +83,17 @@ class Feeder:
     ) -> FeedReport:
         """Feed one file; `speed` replays N× real time by event time (None = at full speed)."""
         digest = content_hash(path)
-        progress = self._progress(digest, path)
-        report = FeedReport(str(path), *progress[4:8])
-        if progress[3]:
-            report.skipped = True
-            return report
-        started_at, done_batches, log_end = progress[0], progress[1], progress[2]
-        state = self._load_dedupe()
         cfg = self.settings.ingest
-        batch_rows = cfg.batch_rows if speed is None else min(cfg.batch_rows, 20_000)
+        wanted_rows = cfg.batch_rows if speed is None else min(cfg.batch_rows, 20_000)
+        progress = self._progress(digest, path, wanted_rows)
+        if progress[3]:
+            log.info("replay_skipped path=%s content_hash=%s reason=already_replayed", path, digest)
+            return FeedReport(str(path), skipped=True)
+        report = FeedReport(str(path), *progress[4:8])
+        started_at, done_batches, log_end = progress[0], progress[1], progress[2]
+        # A resumed file keeps the batching it started with: progress counts its batches.
+        batch_rows = progress[8]
+        state = self._load_dedupe()
         pacer = _Pacer(speed)
         for index, batch in enumerate(prefetch(read_events(path, batch_rows))):
             if index < done_batches:
@@ -104,8 +107,7 @@ class Feeder:
             clean = checked.clean.filter(keep)
             dupes = checked.clean.filter(pa.array(~keep))
             self._write_quarantine(digest, index, started_at, checked.quarantine)
-            pacer.wait(clean)
-            log_end = self._append_once(clean, log_end)
+            log_end = self._append_once(clean, log_end, pacer)
             report.read += batch.rows
             report.clean += clean.num_rows
             report.quarantined += checked.quarantine.num_rows
@@ -118,35 +120,37 @@ class Feeder:
         self._finish(digest)
         return report
 
-    def _append_once(self, clean: pa.Table, log_end: int) -> int:
-        """Append unless this batch's append already happened before a crash."""
-        end = self.log.end_offset()
-        if end == log_end + clean.num_rows and end != log_end:
-            return end
-        if end != log_end:
+    def _append_once(self, clean: pa.Table, log_end: int, pacer: _Pacer) -> int:
+        """Append the batch (in paced chunks), skipping the part appended before a crash."""
+        done = self.log.end_offset() - log_end
+        if not 0 <= done <= clean.num_rows:
             raise RuntimeError(
-                f"event log ends at {end} but the replay committed {log_end}; another writer "
-                "appended to this home's log"
+                f"event log ends at {self.log.end_offset()} but the replay committed {log_end}; "
+                "another writer appended to this home's log"
             )
-        if clean.num_rows:
-            return self.log.append(clean).next_offset
-        return log_end
+        end = log_end + done
+        for chunk in pacer.chunks(clean.slice(done)):
+            pacer.wait(chunk)
+            end = self.log.append(chunk).next_offset
+        return end
 
-    def _progress(self, digest: str, path: Path) -> tuple:  # type: ignore[type-arg]
+    def _progress(self, digest: str, path: Path, batch_rows: int) -> tuple:  # type: ignore[type-arg]
         row = self.con.execute(
-            "SELECT started_at, batches_done, log_end, done, read, clean, quarantined, duplicates "
+            "SELECT epoch_us(started_at), batches_done, log_end, done, read, clean, quarantined, "
+            "duplicates, batch_rows "
             "FROM engine.sources WHERE content_hash = ?",
             [digest],
         ).fetchall()
         if row:
-            return row[0]
+            started = dt.datetime.fromtimestamp(row[0][0] / 1e6, dt.UTC)
+            return (started, *row[0][1:])
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         end = self.log.end_offset()
         self.con.execute(
-            "INSERT INTO engine.sources VALUES (?, ?, ?, 0, ?, false, 0, 0, 0, 0)",
-            [digest, str(path), now, end],
+            "INSERT INTO engine.sources VALUES (?, ?, ?, 0, ?, false, 0, 0, 0, 0, ?)",
+            [digest, str(path), now, end, batch_rows],
         )
-        return (now, 0, end, False, 0, 0, 0, 0)
+        return (now, 0, end, False, 0, 0, 0, 0, batch_rows)
 
     def _load_dedupe(self) -> DedupeState:
         rows = self.con.sql("SELECT key, time_us, max_time_us FROM engine.dedupe").to_arrow_table()
@@ -230,16 +234,29 @@ class Feeder:
 class _Pacer:
     """Sleeps so that event time advances `speed` times faster than wall-clock time."""
 
+    #: Paced appends are released in steps of this much wall-clock time.
+    STEP_S = 0.05
+
     def __init__(self, speed: float | None) -> None:
         self.speed = speed
         self.first_event_us: int | None = None
         self.started = time.monotonic()
 
+    def chunks(self, events: pa.Table) -> list[pa.Table]:
+        """The batch as one chunk, or (paced) as chunks of about STEP_S of wall time each."""
+        if self.speed is None or events.num_rows == 0:
+            return [events] if events.num_rows else []
+        times = events.column("event_time").cast(pa.int64()).to_numpy()
+        step_us = max(1, int(self.speed * self.STEP_S * 1e6))
+        bucket = (times - times[0]) // step_us
+        cuts = [0, *(np.flatnonzero(np.diff(bucket)) + 1).tolist(), events.num_rows]
+        return [events.slice(a, b - a) for a, b in itertools.pairwise(cuts)]
+
     def wait(self, events: pa.Table) -> None:
-        """Block until the batch's first event is due."""
+        """Block until the chunk's first event is due."""
         if self.speed is None or events.num_rows == 0:
             return
-        first = int(np.min(events.column("event_time").cast(pa.int64()).to_numpy()))
+        first = int(events.column("event_time")[0].value)
         if self.first_event_us is None:
             self.first_event_us, self.started = first, time.monotonic()
             return

@@ -147,8 +147,9 @@ class StreamEngine:
                 shutil.rmtree(leftover, ignore_errors=True)
 
     def _recover(self) -> None:
-        if self.state.checkpoint.pending_moves:
-            log.warning("archive_recovered files=%d", len(self.state.checkpoint.pending_moves))
+        unfinished = [s for s, _ in self.state.checkpoint.pending_moves if Path(s).exists()]
+        if unfinished:
+            log.warning("archive_recovered files=%d", len(unfinished))
         self._apply_moves()
         if self.staging_root.is_dir():  # staged before a crash, never committed
             for leftover in self.staging_root.iterdir():

@@ -2,7 +2,8 @@
 
 A window [start, start + 1 min) stays open until the watermark passes its end; purchases for it
 arriving before then update it, later ones are counted as late and left out of live sales (they
-are still archived). Revenue is the sum of purchase prices.
+are still archived). Revenue is the sum of purchase prices, added exactly (as decimals with 6
+places) so that the result does not depend on how the stream was cut into batches.
 """
 
 from __future__ import annotations
@@ -81,12 +82,13 @@ class SalesOperator:
             changed = con.sql(
                 """
                 WITH b AS (
-                  SELECT window_start, product_id, count(*) AS purchases, sum(price) AS revenue
+                  SELECT window_start, product_id, count(*) AS purchases,
+                         sum(price::DECIMAL(38, 6)) AS revenue
                   FROM p WHERE NOT late GROUP BY ALL
                 )
                 SELECT b.window_start, b.product_id,
                        b.purchases + coalesce(w.purchases, 0) AS purchases,
-                       b.revenue + coalesce(w.revenue, 0) AS revenue
+                       (b.revenue + coalesce(w.revenue::DECIMAL(38, 6), 0))::DOUBLE AS revenue
                 FROM b LEFT JOIN w USING (window_start, product_id)
                 ORDER BY window_start, product_id
                 """

@@ -273,7 +273,9 @@ carts AS (
   SELECT user_session, seg,
          list(struct_pack(product_id := product_id, count := net, price := price, brand := brand,
                           category_code := category_code) ORDER BY product_id) AS items,
-         sum(net)::BIGINT AS item_count, sum(net * price) AS cart_value
+         sum(net)::BIGINT AS item_count,
+         -- exact decimal sum: the value must not depend on aggregation order
+         sum(net * price::DECIMAL(38, 6))::DOUBLE AS cart_value
   FROM pos GROUP BY ALL
 )
 SELECT c.user_session, c.user_id, c.session_start, c.session_end,

@@ -43,6 +43,7 @@ class PartitionedWriter:
         self.row_group_rows = row_group_rows
         self.compression = None if compression == "none" else compression
         self._open: dict[str, _Partition] = {}
+        self._touched: set[str] = set()
         self.files: list[Path] = []  # relative to staging, i.e. to the lake's parent
         self.rows = 0
 
@@ -51,11 +52,24 @@ class PartitionedWriter:
         if table.num_rows == 0:
             return
         part = self._open.get(partition) or self._start(partition)
+        self._touched.add(partition)
         part.pending.append(table)
         part.pending_rows += table.num_rows
         self.rows += table.num_rows
         if part.pending_rows >= self.row_group_rows:
             self._flush(part)
+
+    def end_batch(self) -> None:
+        """Close the files of partitions this batch did not write to, so memory stays bounded.
+
+        Input is mostly in time order: once a batch has moved past a date, that date's buffered
+        rows are written out (a later stray row for it starts a new file).
+        """
+        for name in [p for p in self._open if p not in self._touched]:
+            part = self._open.pop(name)
+            self._flush(part)
+            part.writer.close()
+        self._touched.clear()
 
     def close(self) -> list[Path]:
         """Flush and close every file; return their paths relative to the staging folder."""

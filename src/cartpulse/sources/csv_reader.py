@@ -15,13 +15,16 @@ import pyarrow.csv as pacsv
 
 from cartpulse.sources.base import RawBatch, SourceError
 from cartpulse.sources.columns import Header, parse_header
+from cartpulse.sources.throttle import ThrottledFile
 
 log = logging.getLogger(__name__)
 
 # Rows longer than a block make Arrow's parser fail; the Python fallback handles them.
 _MIN_BLOCK_BYTES = 1 << 20
-_MAX_BLOCK_BYTES = 64 << 20
+_MAX_BLOCK_BYTES = 8 << 20
 _BYTES_PER_ROW_GUESS = 48
+#: How far (in bytes of text) Arrow may read ahead of the rows handed out.
+_READ_AHEAD_BYTES = 128 << 20
 
 _Skip = tuple[int, str, str]  # line, raw text, detail
 
@@ -36,15 +39,16 @@ class CountedStream:
     """A (possibly gzip) input stream that knows how many bytes of the file it has consumed."""
 
     def __init__(self, path: Path) -> None:
-        self.file = pa.OSFile(str(path), "rb")
-        inner: pa.NativeFile = self.file
-        if path.name.endswith(".gz"):
-            inner = pa.CompressedInputStream(self.file, "gzip")
-        self.stream = pa.BufferedInputStream(inner, 1 << 20)
+        self.file = ThrottledFile(path, _READ_AHEAD_BYTES)
+        self.stream = pa.PythonFile(self.file, mode="r")
 
     def position(self) -> int:
         """Bytes of the file read so far."""
-        return int(self.file.tell())
+        return self.file.position
+
+    def consumed(self, nbytes: int) -> None:
+        """The consumer took a block of about `nbytes` of text; the reader may read further."""
+        self.file.consumed(nbytes)
 
     def close(self) -> None:
         """Close the stream and the file."""
@@ -120,8 +124,20 @@ class _FastCsv:
                         quoted_strings_can_be_null=False,
                     ),
                 )
-                for batch in reader:
-                    yield self._to_raw(batch, counted.position())
+                # Small blocks keep Arrow's read-ahead memory low; coalescing them gives the
+                # downstream steps batches of about batch_rows rows.
+                block_bytes = block
+                pending: list[pa.RecordBatch] = []
+                rows = 0
+                for block in reader:
+                    counted.consumed(block_bytes)
+                    pending.append(block)
+                    rows += block.num_rows
+                    if rows >= self.batch_rows:
+                        yield self._to_raw(pa.concat_batches(pending), counted.position())
+                        pending, rows = [], 0
+                if pending:
+                    yield self._to_raw(pa.concat_batches(pending), counted.position())
                 yield from self._flush_trailing_skips()
         except pa.ArrowException as exc:
             log.info("csv_fallback source=%s line=%d reason=%r", self.path, self.next_line, exc)

@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install cartpulse with its dev tools
 
-demo: $(STAMP) ## generate demo data, ingest it into the lake and show what landed
+demo: $(STAMP) ## generate demo data, replay it through the stream pipeline, show the results
 	$(BIN)/cartpulse generate --out $(DEMO_DIR) --events $(DEMO_EVENTS) --days 7
-	$(BIN)/cartpulse ingest $(DEMO_DIR)/events.csv.gz
+	$(BIN)/cartpulse replay $(DEMO_DIR)/events.csv.gz
 	$(BIN)/cartpulse query "SELECT event_date, count(*) AS events, count(DISTINCT user_id) AS visitors, round(sum(price) FILTER (WHERE event_type = 'purchase'), 2) AS revenue FROM events GROUP BY 1 ORDER BY 1"
-	$(BIN)/cartpulse query "SELECT reason, count(*) AS rows FROM quarantine GROUP BY 1 ORDER BY 2 DESC"
-	@echo "Lake: $(CARTPULSE_HOME)/lake  —  try: $(BIN)/cartpulse query \"SELECT * FROM events LIMIT 10\""
+	$(BIN)/cartpulse query "SELECT count(*) AS abandoned_carts, round(sum(cart_value), 2) AS value_left_in_carts, round(avg(item_count), 2) AS avg_items FROM abandoned_carts"
+	$(BIN)/cartpulse query "SELECT product_id, purchases, round(revenue, 2) AS revenue FROM product_sales_total ORDER BY revenue DESC LIMIT 5"
+	$(BIN)/cartpulse query "SELECT reason, sum(rows) AS rows FROM dq_counts GROUP BY 1 ORDER BY 2 DESC"
+	@echo "Home: $(CARTPULSE_HOME)  —  try: $(BIN)/cartpulse query \"SELECT * FROM abandoned_carts LIMIT 5\""
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check src tests

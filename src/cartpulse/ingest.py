@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xxhash
 
-from cartpulse.quality.dedupe import DedupeState, dedupe, event_times_us
+from cartpulse.quality.dedupe import DedupeState, dedupe
 from cartpulse.quality.dedupe_store import load_dedupe_state, save_dedupe_state
 from cartpulse.quality.validate import Validator
 from cartpulse.settings import Settings
@@ -167,9 +167,8 @@ def _stage_file(
     try:
         for batch in prefetch(read_events(path, cfg.batch_rows)):
             checked = validator.validate(batch, ingested_at)
-            times = event_times_us(checked.clean)
-            keep, state = dedupe(checked.keys, times, state, cfg.dedupe_window_s)
-            clean = checked.clean.filter(keep)
+            keep, state = dedupe(checked.keys, checked.times_us, state, cfg.dedupe_window_s)
+            clean = checked.clean_subset(keep)
             for partition, rows in split_by_event_date(clean):
                 events.write(partition, rows)
             quarantine.write(f"ingest_date={ingested_at.date().isoformat()}", checked.quarantine)

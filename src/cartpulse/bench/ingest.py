@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from cartpulse.bench.child import run_child
 
 COSMETICS_ROWS = 20_692_840  # the 5-month cosmetics dataset
 
@@ -35,19 +34,11 @@ def bench_ingest(work: Path, events: int, seed: int = 42) -> dict[str, Any]:
     home = work / "home-ingest"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "CARTPULSE_HOME": str(home)}
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "cartpulse", "ingest", str(source), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"ingest failed: {proc.stderr.strip()}")
-    report = json.loads(proc.stdout)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    run = run_child([sys.executable, "-m", "cartpulse", "ingest", str(source), "--json"], env)
+    if run.returncode != 0:
+        raise RuntimeError(f"ingest failed: {run.stderr.strip()}")
+    report = json.loads(run.stdout)
+    elapsed = run.elapsed_s
     lake_bytes = sum(f.stat().st_size for f in (home / "lake").rglob("*.parquet"))
     shutil.rmtree(home, ignore_errors=True)
     return {
@@ -60,7 +51,8 @@ def bench_ingest(work: Path, events: int, seed: int = 42) -> dict[str, Any]:
         "lake_bytes": lake_bytes,
         "elapsed_s": round(elapsed, 2),
         "events_per_s": round(report["read"] / elapsed),
-        "peak_rss_mib": round(peak_kib / 1024),
+        "peak_rss_mib": round(run.peak_rss_mib),
+        "peak_anon_mib": round(run.peak_anon_mib),
         "target": "≤ 60 s for 20.7 M rows on 2 cores",
         "target_met": elapsed <= 60 * report["read"] / COSMETICS_ROWS,
     }

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from cartpulse.ingest import content_hash
 from cartpulse.log.base import EventLog
-from cartpulse.quality.dedupe import DedupeState, dedupe, event_times_us
+from cartpulse.quality.dedupe import DedupeState, dedupe
 from cartpulse.quality.validate import Validator
 from cartpulse.schema import QUARANTINE_SCHEMA
 from cartpulse.settings import Settings
@@ -101,11 +101,11 @@ class Feeder:
             if stop is not None and stop.is_set():
                 return report
             checked = self.validator.validate(batch, started_at)
-            keep, state = dedupe(
-                checked.keys, event_times_us(checked.clean), state, cfg.dedupe_window_s
+            keep, state = dedupe(checked.keys, checked.times_us, state, cfg.dedupe_window_s)
+            clean = checked.clean_subset(keep)
+            dupes = pa.table(
+                {"event_time": pa.array(checked.times_us[~keep], pa.timestamp("us", tz="UTC"))}
             )
-            clean = checked.clean.filter(keep)
-            dupes = checked.clean.filter(pa.array(~keep))
             self._write_quarantine(digest, index, started_at, checked.quarantine)
             log_end = self._append_once(clean, log_end, pacer)
             report.read += batch.rows

@@ -31,6 +31,8 @@ class ReplayReport:
     late_purchases: int = 0
     micro_batches: int = 0
     elapsed_s: float = 0.0
+    peak_open_sessions: int = 0
+    peak_state_bytes: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape."""
@@ -45,6 +47,12 @@ class ReplayReport:
             "quarantined": sum(f.quarantined for f in self.files),
             "duplicates": sum(f.duplicates for f in self.files),
             "skipped_files": [f.path for f in self.files if f.skipped],
+            "peak_open_sessions": self.peak_open_sessions,
+            "bytes_per_open_session": (
+                round(self.peak_state_bytes / self.peak_open_sessions)
+                if self.peak_open_sessions
+                else 0
+            ),
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(read / self.elapsed_s) if self.elapsed_s > 0 else 0,
         }
@@ -121,6 +129,10 @@ def _run(
             report.abandoned_carts += step.abandoned_carts
             report.late_purchases += step.late_purchases
             report.micro_batches += 1 if step.events else 0
+            sessions = engine.state.sessions
+            if sessions.open_sessions > report.peak_open_sessions:
+                report.peak_open_sessions = sessions.open_sessions
+                report.peak_state_bytes = sessions.nbytes
             if failure:
                 raise failure[0]
             if step.events == 0:

@@ -1,6 +1,6 @@
 """Model constants, tuned so a default run matches the published cosmetics-shop statistics.
 
-Every number here is either a published statistic (/work/shared/data/README.md) or a model
+Every number here is either a published statistic of the REES46 cosmetics dataset or a model
 parameter tuned by measuring generated files against those statistics (docs/generator.md has
 the table). Keep them together so re-calibrating touches one file.
 """

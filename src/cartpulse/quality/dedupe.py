@@ -62,7 +62,12 @@ def dedupe(
     n = len(keys)
     keep = np.zeros(n, dtype=bool)
     if n:
-        _, first = np.unique(keys, return_index=True)
+        # First occurrence of each key: an unstable sort plus the smallest index per run of
+        # equal keys is several times faster than np.unique(return_index=True).
+        order = np.argsort(keys)
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        first = np.minimum.reduceat(order, starts)
         keep[first] = True
         if len(state):
             pos = np.searchsorted(state.keys, keys[first])

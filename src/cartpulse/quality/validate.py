@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import duckdb
@@ -13,6 +14,9 @@ import pyarrow.compute as pc
 from cartpulse.quality.dedupe import ROW_KEY_SQL
 from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES, QUARANTINE_SCHEMA, Reason
 from cartpulse.sources.base import RawBatch
+
+#: The event schema with every field nullable (rejected rows are kept in `typed` until filtered).
+_NULLABLE_EVENTS = pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA])
 
 # Why DuckDB: TRY_CAST gives vectorised "parse or null" for every type, including time zone
 # names and offsets, which pyarrow's cast (all-or-error) cannot do row by row.
@@ -30,10 +34,30 @@ _MIN_TIME, _MAX_TIME = "1900-01-01 00:00:00+00", "2200-01-01 00:00:00+00"
 class Validated:
     """Rows that passed (typed, normalised) and rows that did not (with reason)."""
 
-    clean: pa.Table
+    typed: pa.Table
+    """Every row of the batch, typed (rejected rows hold nulls where they failed)."""
+    passed: np.ndarray
+    """Which rows of `typed` passed every rule."""
     quarantine: pa.Table
     keys: np.ndarray
     """Row hash of each clean row (same order), used to drop exact duplicates."""
+
+    @functools.cached_property
+    def clean(self) -> pa.Table:
+        """The rows that passed."""
+        return self.typed.filter(pa.array(self.passed)).cast(EVENT_SCHEMA)
+
+    @functools.cached_property
+    def times_us(self) -> np.ndarray:
+        """Event time of each clean row, µs since the epoch."""
+        times = self.typed.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return np.asarray(times[self.passed], np.int64)
+
+    def clean_subset(self, keep: np.ndarray) -> pa.Table:
+        """The clean rows where `keep` (a mask over clean rows) is true, in one copy."""
+        mask = self.passed.copy()
+        mask[np.flatnonzero(self.passed)[~keep]] = False
+        return self.typed.filter(pa.array(mask)).cast(EVENT_SCHEMA)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -75,12 +99,12 @@ class Validator:
         finally:
             self._con.unregister("raw_batch")
         reason = checked.column("_reason")
-        passed = checked.filter(reason.is_null())
-        clean = passed.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
-        keys = passed.column("_key").to_numpy()
+        passed = reason.is_null().to_numpy(zero_copy_only=False)
+        typed = checked.select(EVENT_SCHEMA.names).cast(_NULLABLE_EVENTS)
+        keys = np.asarray(checked.column("_key").to_numpy(), np.uint64)[passed]
         rejected = checked.filter(reason.is_valid())
         quarantine = self._quarantine_rows(batch, rejected, ingested_at)
-        return Validated(clean=clean, quarantine=quarantine, keys=keys)
+        return Validated(typed=typed, passed=passed, quarantine=quarantine, keys=keys)
 
     def _quarantine_rows(
         self, batch: RawBatch, rejected: pa.Table, ingested_at: dt.datetime
@@ -120,7 +144,11 @@ def _text(col: str, schema: pa.Schema) -> str:
     """SQL for a column as trimmed text, empty → NULL (what the rules and messages look at)."""
     if _is_text(schema.field(col).type):
         return f"NULLIF(_trimmed_{col}, '')"
-    return f"CAST(r_{col} AS VARCHAR)"
+    if EVENT_SCHEMA.field(col).type == pa.string():
+        return f"CAST(r_{col} AS VARCHAR)"
+    # A typed value (Parquet) is used as it is: casting it to text only to parse it back would
+    # cost more than the rest of the validation.
+    return f"r_{col}"
 
 
 def _with_trimmed_text(data: pa.RecordBatch) -> pa.RecordBatch:

@@ -1,0 +1,71 @@
+"""Benchmark: full-pipeline replay of a generated file from Parquet, in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cartpulse.bench.child import run_child
+from cartpulse.bench.ingest import ensure_dataset
+
+TARGET_EVENTS_PER_S = 1_000_000
+
+
+def ensure_parquet(work: Path, events: int, seed: int) -> Path:
+    """The generated dataset as one Parquet file (typed columns, REES46 schema), made once."""
+    source = ensure_dataset(work, events, seed)
+    target = source.with_name("events.parquet")
+    if not target.exists():
+        tmp = target.with_name(".events.parquet.tmp")
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(
+            f"""
+            COPY (
+              SELECT CAST(replace(event_time, ' UTC', '+00') AS TIMESTAMPTZ) AS event_time,
+                     event_type, product_id::BIGINT AS product_id,
+                     category_id::BIGINT AS category_id, category_code, brand,
+                     price::DOUBLE AS price, user_id::BIGINT AS user_id, user_session
+              FROM read_csv('{source}', all_varchar = true)
+            ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)
+            """
+        )
+        con.close()
+        tmp.replace(target)
+    return target
+
+
+def bench_replay(work: Path, events: int, seed: int = 42, fsync: str = "batch") -> dict[str, Any]:
+    """Replay the Parquet file into an empty home; events/s, peak RSS, bytes per open session."""
+    source = ensure_parquet(work, events, seed)
+    home = work / "home-replay"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "CARTPULSE_HOME": str(home), "CARTPULSE_FSYNC": fsync}
+    run = run_child([sys.executable, "-m", "cartpulse", "replay", str(source), "--json"], env)
+    if run.returncode != 0:
+        raise RuntimeError(f"replay failed: {run.stderr.strip()}")
+    report = json.loads(run.stdout)
+    elapsed = run.elapsed_s
+    shutil.rmtree(home, ignore_errors=True)
+    return {
+        "scenario": "replay",
+        "source": "parquet",
+        "fsync": fsync,
+        "events": report["read"],
+        "abandoned_carts": report["abandoned_carts"],
+        "micro_batches": report["micro_batches"],
+        "elapsed_s": round(elapsed, 2),
+        "events_per_s": round(report["read"] / elapsed),
+        "peak_rss_mib": round(run.peak_rss_mib),
+        "peak_anon_mib": round(run.peak_anon_mib),
+        "peak_open_sessions": report["peak_open_sessions"],
+        "bytes_per_open_session": report["bytes_per_open_session"],
+        "target": "≥ 1,000,000 events/s; < 2 GB RSS; ≤ 300 bytes per open session",
+        "target_met": report["read"] / elapsed >= TARGET_EVENTS_PER_S,
+    }

@@ -50,6 +50,15 @@ class SessionSettings(_Section):
     """Watermark = max event time − this; later events are counted as late."""
 
 
+class EngineSettings(_Section):
+    """The stream engine in live mode (`serve`)."""
+
+    tick_ms: int = Field(default=200, ge=10, le=10_000)
+    """How often a quiet engine wakes up to expire idle sessions on the processing clock."""
+    archive_interval_s: int = Field(default=60, ge=1, le=86_400)
+    """Live mode: events reach the lake at least this often, even below a full row group."""
+
+
 class SmtpSettings(_Section):
     """Where retargeting emails are sent."""
 
@@ -94,6 +103,7 @@ class Settings(BaseSettings):
     """When writes are forced to disk: `always` is crash-safe, `never` is for throwaway runs."""
     ingest: IngestSettings = IngestSettings()
     session: SessionSettings = SessionSettings()
+    engine: EngineSettings = EngineSettings()
     smtp: SmtpSettings = SmtpSettings()
     collector: CollectorSettings = CollectorSettings()
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute
 
 from cartpulse.engine.archive import stage_archive
 from cartpulse.engine.store import BatchOutputs, EngineState, ServingStore
@@ -55,6 +58,7 @@ class StreamEngine:
         self.lateness_us = settings.session.allowed_lateness_s * 1_000_000
         self.staging_root = settings.state_dir / "engine-staging"
         self.state: EngineState = store.load()
+        self._last_archive = time.monotonic()
         self._recover()
 
     def close(self) -> None:
@@ -77,7 +81,7 @@ class StreamEngine:
         start = time.perf_counter()
         cp = self.state.checkpoint
         piece = self.log.read(cp.log_offset, max_rows)
-        if piece.num_rows == 0 and now_us is None:
+        if piece.num_rows == 0 and (now_us is None or not self._due(now_us)):
             return StepReport(0, 0, 0, 0.0)
         events = piece.table.append_column("_offset", piece.offsets())
         before = self.watermark_us()
@@ -86,12 +90,49 @@ class StreamEngine:
             cp.max_event_us = top if cp.max_event_us is None else max(cp.max_event_us, top)
         outputs, late = self._run_operators(events, before, now_us)
         cp.log_offset = piece.end
-        self._maybe_archive(force=False)
+        archive_due = now_us is not None and self._archive_due()
+        self._maybe_archive(force=archive_due)
         self.store.commit(self.state, outputs)
         self._apply_moves()
         return StepReport(
             piece.num_rows, outputs.abandoned_carts.num_rows, late, time.perf_counter() - start
         )
+
+    def run_live(
+        self,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+        on_step: Callable[[StepReport], None] | None = None,
+    ) -> None:
+        """Follow the log until `stop` is set: new events, and idle sessions on the clock.
+
+        This is how `serve` runs the engine: a quiet shop still gets its sessions expired
+        (and its carts emailed) on time, because the processing clock advances expiry too.
+        """
+        tick_s = self.settings.engine.tick_ms / 1000
+        batch_rows = self.settings.ingest.batch_rows
+        while not stop.is_set():
+            if self.log.end_offset() <= self.offset:
+                self.log.wait_for(self.offset, tick_s)
+            report = self.step(batch_rows, int(clock() * 1_000_000))
+            if on_step is not None and (report.events or report.abandoned_carts):
+                on_step(report)
+
+    def _due(self, now_us: int) -> bool:
+        """Is there anything for the clock to do: a session to expire or events to archive?"""
+        sessions = self.state.sessions.sessions
+        if sessions.num_rows:
+            oldest_end = pa.compute.min(sessions.column("session_end")).cast(pa.int64()).as_py()
+            if oldest_end is not None and oldest_end + self.sessions.timeout_us <= now_us:
+                return True
+        return self._archive_due()
+
+    def _archive_due(self) -> bool:
+        cp = self.state.checkpoint
+        if cp.log_offset <= cp.archived_offset:
+            return False
+        interval = self.settings.engine.archive_interval_s
+        return time.monotonic() - self._last_archive >= interval
 
     def flush(self) -> int:
         """End of a finite stream: expire every open session and archive what is left."""
@@ -133,6 +174,7 @@ class StreamEngine:
         )
         cp.pending_moves = [(str(s), str(self.settings.home / rel)) for s, rel in moves]
         cp.archived_offset = cp.log_offset
+        self._last_archive = time.monotonic()
 
     def _apply_moves(self) -> None:
         """Rename staged archive files into the lake (idempotent; also run at recovery)."""

@@ -174,7 +174,9 @@ _EVENT_FIELDS = [
 # carted, removed or bought: views only refresh their last seen price.
 _MERGE_SQL = """
 CREATE OR REPLACE TEMP TABLE b_sess AS
-SELECT user_session, min(event_time) AS t0, max(event_time) AS t1
+SELECT user_session, min(event_time) AS t0, max(event_time) AS t1,
+       max(struct_pack(t := event_time, u := user_id)) AS latest,
+       bool_or(event_type = 'purchase') AS has_purchase
 FROM ev WHERE user_session IS NOT NULL GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE long_sessions AS
@@ -194,23 +196,26 @@ g AS (
     ) AS prev
   FROM e
 )
-SELECT _offset,
+SELECT _offset, user_session,
        sum(CASE WHEN epoch_us(event_time) - epoch_us(prev) > {timeout} THEN 1 ELSE 0 END)
          OVER (PARTITION BY user_session ORDER BY event_time, _offset ROWS UNBOUNDED PRECEDING)
        AS seg
 FROM g;
 
 CREATE OR REPLACE TEMP TABLE merged_sessions AS
-WITH e AS (
-  SELECT ev.*, coalesce(m.seg, 0) AS seg
-  FROM ev LEFT JOIN seg_map m USING (_offset)
-  WHERE ev.user_session IS NOT NULL
+WITH long_e AS (
+  SELECT ev.*, m.seg FROM ev JOIN seg_map m USING (_offset)
 ),
+last_seg AS (SELECT user_session, max(seg) AS max_seg FROM seg_map GROUP BY ALL),
 b AS (
-  SELECT user_session, seg, min(event_time) AS session_start, max(event_time) AS session_end,
-         max(struct_pack(t := event_time, u := user_id)) AS latest,
-         bool_or(event_type = 'purchase') AS has_purchase
-  FROM e GROUP BY ALL
+  -- one segment per short session: its batch aggregates are already in b_sess
+  SELECT user_session, 0::BIGINT AS seg, t0 AS session_start, t1 AS session_end, latest,
+         has_purchase
+  FROM b_sess ANTI JOIN long_sessions USING (user_session)
+  UNION ALL
+  SELECT user_session, seg, min(event_time), max(event_time),
+         max(struct_pack(t := event_time, u := user_id)), bool_or(event_type = 'purchase')
+  FROM long_e GROUP BY ALL
 ),
 s AS (
   SELECT user_session, 0::BIGINT AS seg, session_start, session_end,
@@ -223,7 +228,9 @@ m AS (
          max(latest).u AS user_id, bool_or(has_purchase) AS has_purchase
   FROM u GROUP BY ALL
 )
-SELECT *, seg = max(seg) OVER (PARTITION BY user_session) AS is_last FROM m;
+-- only long sessions can have several segments: no window over every session
+SELECT m.*, m.seg = coalesce(l.max_seg, 0) AS is_last
+FROM m LEFT JOIN last_seg l USING (user_session);
 
 CREATE OR REPLACE TEMP TABLE merged_items AS
 WITH keys AS (
@@ -234,7 +241,7 @@ WITH keys AS (
 e AS (
   SELECT ev.*, coalesce(m.seg, 0) AS seg
   FROM ev SEMI JOIN keys USING (user_session, product_id)
-  LEFT JOIN seg_map m USING (_offset)
+  LEFT JOIN (SELECT _offset, seg FROM seg_map) m USING (_offset)
 ),
 b AS (
   SELECT user_session, seg, product_id,

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -70,6 +70,44 @@ class SmtpSettings(_Section):
     sender: str = "Cartpulse Shop <shop@example.com>"
 
 
+class RetargetSettings(_Section):
+    """Abandoned-cart emails: offers, links, holdout, caps."""
+
+    secret_key: SecretStr | None = None
+    """Signs coupon codes, unsubscribe and cart links; at least 32 characters, no placeholder."""
+    base_url: str = "http://127.0.0.1:8000"
+    """Where links in emails point (the shop or `cartpulse serve`)."""
+    shop_name: str = "Cartpulse Shop"
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code of the shop's prices."""
+    holdout_share: float = Field(default=0.10, ge=0.0, le=0.9)
+    """Share of eligible carts not mailed, to measure recovered revenue."""
+    frequency_cap_days: int = Field(default=7, ge=0, le=365)
+    """At most one retargeting email per user in this many days (0 = no cap)."""
+    free_shipping_below: float = Field(default=50.0, ge=0.0)
+    """Carts worth less than this get free shipping; others a percentage coupon."""
+    coupon_percent: int = Field(default=10, ge=1, le=90)
+    coupon_valid_days: int = Field(default=7, ge=1, le=365)
+    template_dir: Path | None = None
+    """Your own `email.html.j2` / `email.txt.j2`; the built-in templates otherwise."""
+
+    @field_validator("secret_key")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 32 or secret.lower() in _PLACEHOLDERS or len(set(secret)) < 8:
+            raise ValueError(
+                "must be a random string of at least 32 characters, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
+
+_PLACEHOLDERS = {"changethis" * 4, "secret" * 6, "x" * 32}
+
+
 class CollectorSettings(_Section):
     """The HTTP collector."""
 
@@ -105,6 +143,7 @@ class Settings(BaseSettings):
     session: SessionSettings = SessionSettings()
     engine: EngineSettings = EngineSettings()
     smtp: SmtpSettings = SmtpSettings()
+    retarget: RetargetSettings = RetargetSettings()
     collector: CollectorSettings = CollectorSettings()
 
     @classmethod
@@ -183,5 +222,6 @@ def _describe(exc: ValidationError, toml_file: Path | None) -> str:
             lines.append(f"unknown setting `{key}`{where}; check the spelling")
             continue
         value = err.get("input")
-        lines.append(f"setting `{key}` (env {env}) = {value!r} is invalid: {err['msg']}{where}")
+        shown = "'***'" if any(w in key for w in ("secret", "password")) else repr(value)
+        lines.append(f"setting `{key}` (env {env}) = {shown} is invalid: {err['msg']}{where}")
     return "; ".join(lines)

@@ -83,3 +83,20 @@ def test_dedupe_window_cannot_be_below_one_hour(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CARTPULSE_INGEST__DEDUPE_WINDOW_S", "60")
     with pytest.raises(SettingsError, match=r"ingest\.dedupe_window_s"):
         load_settings()
+
+
+def test_secret_key_refuses_placeholders_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARTPULSE_RETARGET__SECRET_KEY", "changethis")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "retarget.secret_key" in str(err.value) and "changethis" not in str(err.value)
+    assert "at least 32 characters" in str(err.value)
+    monkeypatch.setenv("CARTPULSE_RETARGET__SECRET_KEY", "x" * 40)
+    with pytest.raises(SettingsError):
+        load_settings()
+    good = "k3J9-vQ2xLp8Zr4TmW7yNc1bHd6FgS0aE5uO"
+    monkeypatch.setenv("CARTPULSE_RETARGET__SECRET_KEY", good)
+    key = load_settings().retarget.secret_key
+    assert key is not None and key.get_secret_value() == good

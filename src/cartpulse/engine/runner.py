@@ -184,6 +184,8 @@ class StreamEngine:
         moves = [(Path(s), Path(d)) for s, d in cp.pending_moves]
         apply_moves(moves, fsync=self.settings.fsync != "never")
         cp.pending_moves = []
+        # Everything below the archived offset has been read by both the engine and the archive.
+        self.log.release_before(min(cp.archived_offset, cp.log_offset))
         if self.staging_root.is_dir():
             for leftover in self.staging_root.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)

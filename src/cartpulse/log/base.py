@@ -122,6 +122,10 @@ class EventLog(Protocol):
         """The earliest offset still retained."""
         ...
 
+    def release_before(self, offset: int) -> None:
+        """Hint: this process no longer reads offsets below `offset` (memory may be freed)."""
+        ...
+
     def end_offset(self) -> int:
         """The offset the next appended event will get."""
         ...

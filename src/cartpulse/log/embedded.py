@@ -153,6 +153,18 @@ class EmbeddedEventLog:
             batches = self._chain.collect(start, min(start + max_rows, end), not self.writable)
         return LogSlice(start, pa.Table.from_batches(batches, schema=self._schema))
 
+    def release_before(self, offset: int) -> None:
+        """Drop the memory maps of sealed segments that end at or before `offset`.
+
+        A hint from a consumer that has moved past them: their pages stop counting in this
+        process's resident memory. A later read of those offsets maps them again.
+        """
+        with self._lock:
+            self._check_open()
+            for seg in self._chain.segments[:-1]:
+                if seg.end <= offset:
+                    seg.release()
+
     def start_offset(self) -> int:
         """The earliest offset still retained."""
         with self._lock:

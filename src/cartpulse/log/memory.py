@@ -86,6 +86,10 @@ class MemoryEventLog:
         """The earliest offset still retained."""
         return self._start
 
+    def release_before(self, offset: int) -> None:
+        """Nothing to release: the in-memory log keeps its batches until retention."""
+        del offset
+
     def end_offset(self) -> int:
         """The offset the next appended event will get."""
         return self._end

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +240,14 @@ def replay(
             "--speed", help="'max' (as fast as possible) or N: N× real time by event time."
         ),
     ] = "max",
+    customers: Annotated[
+        Path | None,
+        typer.Option(
+            "--customers",
+            help="Customer directory CSV (user_id,email,first_name,locale,consent) to import "
+            "first: abandoned carts of consenting customers are then queued as emails.",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Feed files through the event log and the stream engine, as a live stream.
@@ -246,9 +256,10 @@ def replay(
     sales per product and minute (product_sales_minute), sessions and abandoned carts
     (abandoned_carts), data-quality counts (dq_counts) and archives every event to the lake.
     At the end every open session is flushed. Interrupted? Run the same command again: it
-    resumes where it stopped, with no loss and no duplicates. Examples:
+    resumes where it stopped, with no loss and no duplicates. Every abandoned cart gets one
+    decision in retarget_messages: a queued email, or the reason why not. Examples:
 
-      cartpulse replay demo-data/events.csv.gz --json
+      cartpulse replay demo-data/events.csv.gz --customers demo-data/customers.csv --json
 
       cartpulse replay demo-data/events.csv.gz --speed 1000
     """
@@ -262,7 +273,13 @@ def replay(
         bar.update(task, total=None)
         report = guarded(
             ctx,
-            lambda: replay_files(settings, paths, rate, on_rows=lambda n: bar.advance(task, n)),
+            lambda: replay_files(
+                settings,
+                paths,
+                rate,
+                on_rows=lambda n: bar.advance(task, n),
+                customers_file=customers,
+            ),
         )
     data = report.as_dict()
     if json_out:
@@ -298,6 +315,128 @@ def query(
     output.print_table(None, result.columns, result.rows[:limit])
     if len(result.rows) > limit:
         output.note(f"{len(result.rows) - limit:,} more rows not shown (use --limit or --json)")
+
+
+customers_app = typer.Typer(
+    help="The customer directory (who may receive emails).", no_args_is_help=True
+)
+outbox_app = typer.Typer(
+    help="Retargeting emails: the outbox and its delivery.", no_args_is_help=True
+)
+app.add_typer(customers_app, name="customers")
+app.add_typer(outbox_app, name="outbox")
+
+
+@customers_app.command("import")
+def customers_import(
+    typer_ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with user_id,email,first_name,locale,consent.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Import (upsert) customers; invalid rows are rejected with a reason, nothing is lost.
+
+    Unsubscribed customers stay unsubscribed whatever the file says. Example:
+
+      cartpulse customers import demo-data/customers.csv --json
+    """
+    ctx: Context = typer_ctx.obj
+    settings = ctx.settings()
+    from cartpulse.retarget.commands import import_customer_file
+
+    data = guarded(ctx, lambda: import_customer_file(settings, path))
+    if json_out:
+        output.print_json(data)
+    else:
+        output.print_summary(f"customers imported into {settings.warehouse_path}", data)
+
+
+@outbox_app.command("send")
+def outbox_send(typer_ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """Deliver every queued email over SMTP and exit.
+
+    Uses the smtp.* settings (CARTPULSE_SMTP__HOST, CARTPULSE_SMTP__PORT, …). Transient
+    failures (connection refused, 4xx) are retried with backoff, 5xx fail with the server's
+    reason; customers who bought after their cart expired are not emailed. Example:
+
+      CARTPULSE_SMTP__PORT=8025 cartpulse outbox send --json
+    """
+    ctx: Context = typer_ctx.obj
+    settings = ctx.settings()
+    from cartpulse.retarget.commands import send_queued
+
+    data = guarded(ctx, lambda: send_queued(settings)).as_dict()
+    if json_out:
+        output.print_json(data)
+    else:
+        output.print_summary(f"outbox of {settings.warehouse_path}", data)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    typer_ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="queued, sending, sent, failed or suppressed."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows to show.", min=1)] = 50,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show the outbox: each decision, its status and reason. Example:
+
+    cartpulse outbox list --status suppressed --limit 20
+    """
+    ctx: Context = typer_ctx.obj
+    settings = ctx.settings()
+    from cartpulse.retarget.commands import list_outbox
+
+    rows = guarded(ctx, lambda: list_outbox(settings, status, limit))
+    if json_out:
+        output.print_json(rows)
+        return
+    cols = [
+        "expired_at",
+        "user_id",
+        "email",
+        "status",
+        "reason",
+        "offer_kind",
+        "coupon",
+        "cart_value",
+    ]
+    output.print_table(None, cols, [[r.get(c) for c in cols] for r in rows])
+
+
+@app.command("mail-sink")
+def mail_sink(
+    typer_ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8025,
+    maildir: Annotated[
+        Path | None, typer.Option("--maildir", help="Where mail is stored. Default: HOME/mail.")
+    ] = None,
+) -> None:
+    """Run a local SMTP server that stores every email in a Maildir (for demos and tests).
+
+    A message whose Message-ID it already stored is accepted but not stored twice. Stop it
+    with Ctrl-C. Example:
+
+      cartpulse mail-sink --port 8025
+    """
+    ctx: Context = typer_ctx.obj
+    settings = ctx.settings()
+    from cartpulse.retarget.sink import start_sink
+
+    folder = maildir or settings.home / "mail"
+    sink = guarded(ctx, lambda: start_sink(folder, port))
+    output.note(f"mail sink on 127.0.0.1:{sink.port}, storing into {folder} (Ctrl-C stops it)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
 
 
 _SCENARIOS = ("ingest", "replay")

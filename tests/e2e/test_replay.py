@@ -15,10 +15,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from tests import oracle
-from tests.conftest import run_cli
 
 from cartpulse.generate import generate_dataset
+from tests import oracle
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")

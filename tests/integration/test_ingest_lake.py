@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import run_cli
 
 from cartpulse.ingest import IngestError, ingest_files
 from cartpulse.settings import load_settings
+from tests.conftest import run_cli
 
 
 def lake_fingerprint(home: Path) -> tuple[int, int]:

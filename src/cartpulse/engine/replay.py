@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,9 @@ from cartpulse.engine.feeder import Feeder, FeedReport
 from cartpulse.engine.runner import StreamEngine
 from cartpulse.engine.store import ServingStore
 from cartpulse.log import EventLogError, LogLockedError, open_event_log
+from cartpulse.retarget import outbox
+from cartpulse.retarget.customers import import_customers
+from cartpulse.retarget.decide import Retargeter
 from cartpulse.settings import Settings
 
 
@@ -33,6 +37,8 @@ class ReplayReport:
     elapsed_s: float = 0.0
     peak_open_sessions: int = 0
     peak_state_bytes: int = 0
+    outbox: dict[str, int] = field(default_factory=dict)
+    customers: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The JSON shape."""
@@ -53,6 +59,8 @@ class ReplayReport:
                 if self.peak_open_sessions
                 else 0
             ),
+            "outbox": self.outbox,
+            "customers": self.customers,
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(read / self.elapsed_s) if self.elapsed_s > 0 else 0,
         }
@@ -63,9 +71,16 @@ def replay_files(
     paths: list[Path],
     speed: float | None = None,
     on_rows: Callable[[int], None] | None = None,
+    customers_file: Path | None = None,
 ) -> ReplayReport:
-    """Replay files end to end; on return every session is flushed and every event archived."""
-    missing = [p for p in paths if not p.is_file()]
+    """Replay files end to end; on return every session is flushed and every event archived.
+
+    With `customers_file`, the customer directory is imported first, so abandoned carts of
+    consenting customers are queued as emails (`cartpulse outbox send` delivers them).
+    """
+    missing = [
+        p for p in [*paths, *([customers_file] if customers_file else [])] if not p.is_file()
+    ]
     if missing:
         raise ReplayError(f"no such file: {', '.join(map(str, missing))}")
     start = time.perf_counter()
@@ -80,10 +95,15 @@ def replay_files(
         raise ReplayError(f"cannot open {settings.warehouse_path}: {exc}") from None
     report = ReplayReport()
     try:
-        engine = StreamEngine(settings, event_log, store)
+        if customers_file is not None:
+            imported = import_customers(store.con, customers_file, dt.datetime.now(dt.UTC))
+            report.customers = imported.as_dict()
+        retargeter = Retargeter(settings, store.con)
+        engine = StreamEngine(settings, event_log, store, retargeter)
         feeder = Feeder(settings, event_log, store.con.cursor())
         try:
             _run(settings, paths, speed, feeder, engine, report, on_rows)
+            report.outbox = outbox.counts(store.con)
         finally:
             feeder.close()
             engine.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 import threading
@@ -21,6 +22,7 @@ from cartpulse.log.base import EventLog
 from cartpulse.operators.dq import DQ_SCHEMA, event_dq_counts
 from cartpulse.operators.sales import SalesOperator
 from cartpulse.operators.sessions import SessionOperator
+from cartpulse.retarget.decide import Retargeter
 from cartpulse.settings import Settings
 from cartpulse.sinks.staging import apply_moves
 
@@ -49,10 +51,17 @@ class StreamEngine:
     point neither loses nor duplicates a row.
     """
 
-    def __init__(self, settings: Settings, event_log: EventLog, store: ServingStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        event_log: EventLog,
+        store: ServingStore,
+        retargeter: Retargeter | None = None,
+    ) -> None:
         self.settings = settings
         self.log = event_log
         self.store = store
+        self.retargeter = retargeter
         self.sessions = SessionOperator(settings.session.timeout_s)
         self.sales = SalesOperator()
         self.lateness_us = settings.session.allowed_lateness_s * 1_000_000
@@ -89,6 +98,7 @@ class StreamEngine:
             top = int(np.max(events.column("event_time").cast(pa.int64()).to_numpy()))
             cp.max_event_us = top if cp.max_event_us is None else max(cp.max_event_us, top)
         outputs, late = self._run_operators(events, before, now_us)
+        outputs.messages = self._decide(outputs.abandoned_carts)
         cp.log_offset = piece.end
         archive_due = now_us is not None and self._archive_due()
         self._maybe_archive(force=archive_due)
@@ -139,11 +149,22 @@ class StreamEngine:
         state, carts = self.sessions.flush(self.state.sessions)
         self.state.sessions = state
         self.state.sales_windows = self.sales.close_windows(self.state.sales_windows, _FLUSH_ALL_US)
-        outputs = BatchOutputs(carts, self.state.sales_windows.slice(0, 0), DQ_SCHEMA.empty_table())
+        outputs = BatchOutputs(
+            carts,
+            self.state.sales_windows.slice(0, 0),
+            DQ_SCHEMA.empty_table(),
+            self._decide(carts),
+        )
         self._maybe_archive(force=True)
         self.store.commit(self.state, outputs)
         self._apply_moves()
         return int(carts.num_rows)
+
+    def _decide(self, carts: pa.Table) -> pa.Table | None:
+        """Retargeting decisions for new abandoned carts, committed with them."""
+        if self.retargeter is None or carts.num_rows == 0:
+            return None
+        return self.retargeter.decide(carts, dt.datetime.now(dt.UTC))
 
     def _run_operators(
         self, events: pa.Table, before_us: int | None, now_us: int | None

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from cartpulse.operators.sales import SALES_SCHEMA
 from cartpulse.operators.sessions import ITEM_STATE_SCHEMA, SESSION_STATE_SCHEMA, SessionState
+from cartpulse.retarget import outbox
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS abandoned_carts (
@@ -92,6 +93,8 @@ class BatchOutputs:
     abandoned_carts: pa.Table
     sales_changed: pa.Table
     dq_counts: pa.Table
+    messages: pa.Table | None = None
+    """Retargeting decisions (outbox rows) for these abandoned carts."""
 
 
 class ServingStore:
@@ -103,6 +106,7 @@ class ServingStore:
         self.con = duckdb.connect(str(path))
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(_DDL)
+        outbox.ensure_schema(self.con)
 
     def close(self) -> None:
         """Close the database file."""
@@ -160,6 +164,8 @@ class ServingStore:
             con.register("new_sales", out.sales_changed)
             con.execute("INSERT OR REPLACE INTO product_sales_minute SELECT * FROM new_sales")
             con.unregister("new_sales")
+        if out.messages is not None and out.messages.num_rows:
+            outbox.enqueue(con, out.messages)
         if out.dq_counts.num_rows:
             con.register("new_dq", out.dq_counts)
             con.execute(

@@ -9,12 +9,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from tests import oracle
 
 from cartpulse.ingest import ingest_files
 from cartpulse.operators.sessions import SessionOperator, SessionState
 from cartpulse.query import connect
 from cartpulse.settings import load_settings
+from tests import oracle
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 10, 1, tzinfo=UTC)

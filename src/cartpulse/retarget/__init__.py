@@ -1,0 +1,1 @@
+"""Abandoned-cart emails: customer directory, offers, signed links, rendering and sending."""

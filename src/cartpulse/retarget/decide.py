@@ -1,0 +1,193 @@
+"""For every abandoned cart, one decision: an email with an offer, or the reason for none."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import SecretStr
+
+from cartpulse.retarget import customers, outbox
+from cartpulse.retarget.offers import choose_offer, in_holdout
+from cartpulse.retarget.outbox import ENQUEUE_SCHEMA, encode_message
+from cartpulse.retarget.render import message_id, render_email
+from cartpulse.settings import RetargetSettings, Settings
+
+log = logging.getLogger(__name__)
+
+#: Why a cart got no email (the `reason` of a suppressed row).
+SUPPRESSION_REASONS = ("unknown_email", "no_consent", "unsubscribed", "frequency_cap", "holdout")
+
+_KEY_FILE = "retarget.key"
+
+
+def home_secret(settings: Settings) -> SecretStr:
+    """The configured secret, or one generated once for this home (state/retarget.key, 0600)."""
+    if settings.retarget.secret_key is not None:
+        return settings.retarget.secret_key
+    path = settings.state_dir / _KEY_FILE
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        log.warning("retarget_secret_generated path=%s (set retarget.secret_key to own it)", path)
+    return SecretStr(path.read_text().strip())
+
+
+class Retargeter:
+    """Turns abandoned carts into outbox rows; runs on the engine's store connection."""
+
+    def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
+        self.settings = settings
+        self.con = con
+        self.retarget: RetargetSettings = settings.retarget.model_copy(
+            update={"secret_key": home_secret(settings)}
+        )
+        customers.ensure_schema(con)
+        outbox.ensure_schema(con)
+
+    def decide(self, carts: pa.Table, now: dt.datetime) -> pa.Table:
+        """One ENQUEUE_SCHEMA row per cart (call before the engine's transaction commits)."""
+        if carts.num_rows == 0:
+            return ENQUEUE_SCHEMA.empty_table()
+        directory = customers.eligibility(self.con, carts.column("user_id"))
+        known = pc.is_in(carts.column("user_id"), value_set=directory.column("user_id"))
+        known_mask = known.to_numpy(zero_copy_only=False)
+        rows = [self._unknown(carts.filter(pa.array(~known_mask)), now)]
+        people = {r["user_id"]: r for r in directory.to_pylist()}
+        candidates = carts.filter(known).sort_by([("expired_at", "ascending")]).to_pylist()
+        last_mail = self._last_mailed({c["user_id"] for c in candidates})
+        decided = [self._decide_one(c, people[c["user_id"]], last_mail, now) for c in candidates]
+        if decided:
+            rows.append(pa.Table.from_pylist(decided, schema=ENQUEUE_SCHEMA))
+        return pa.concat_tables(rows)
+
+    def _decide_one(
+        self,
+        cart: dict[str, Any],
+        person: dict[str, Any],
+        last_mail: dict[int, dt.datetime],
+        now: dt.datetime,
+    ) -> dict[str, Any]:
+        reason = self._suppression(cart, person, last_mail)
+        row = self._row(cart, person.get("email"), now)
+        if reason is not None:
+            return {**row, "status": "suppressed", "reason": reason, "holdout": reason == "holdout"}
+        offer = choose_offer(cart, self.retarget, now)
+        sender = self.settings.smtp.sender
+        encoded = encode_message(render_email(cart, person, offer, self.retarget, sender, now))
+        last_mail[cart["user_id"]] = cart["expired_at"]
+        return {
+            **row,
+            "message_id": encoded.message_id,
+            "status": "queued",
+            "offer_kind": offer.kind,
+            "coupon": offer.code,
+            "message": encoded.data,
+        }
+
+    def _suppression(
+        self, cart: dict[str, Any], person: dict[str, Any], last_mail: dict[int, dt.datetime]
+    ) -> str | None:
+        if not person.get("email"):
+            return "unknown_email"
+        if person.get("unsubscribed_at") is not None:
+            return "unsubscribed"
+        if not person.get("consent"):
+            return "no_consent"
+        cap = dt.timedelta(days=self.retarget.frequency_cap_days)
+        previous = last_mail.get(cart["user_id"])
+        if cap and previous is not None and cart["expired_at"] - previous < cap:
+            return "frequency_cap"
+        secret = self.retarget.secret_key
+        assert secret is not None
+        if in_holdout(cart["user_id"], self.retarget.holdout_share, secret):
+            return "holdout"
+        return None
+
+    def _row(self, cart: dict[str, Any], email: str | None, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "message_id": message_id(cart, self.settings.smtp.sender),
+            "user_session": cart["user_session"],
+            "session_start": cart["session_start"],
+            "user_id": cart["user_id"],
+            "email": email,
+            "holdout": False,
+            "cart_value": cart["cart_value"],
+            "expired_at": cart["expired_at"],
+            "queued_at": now,
+        }
+
+    def _unknown(self, carts: pa.Table, now: dt.datetime) -> pa.Table:
+        """Carts of users not in the directory, vectorised (most carts in a big replay)."""
+        n = carts.num_rows
+        ids = [
+            message_id(c, self.settings.smtp.sender)
+            for c in carts.select(["user_session", "session_start"]).to_pylist()
+        ]
+        return pa.table(
+            {
+                "message_id": pa.array(ids, pa.string()),
+                "user_session": carts.column("user_session"),
+                "session_start": carts.column("session_start"),
+                "user_id": carts.column("user_id"),
+                "email": pa.nulls(n, pa.string()),
+                "status": pa.array(["suppressed"] * n, pa.string()),
+                "reason": pa.array(["unknown_email"] * n, pa.string()),
+                "holdout": pa.array([False] * n, pa.bool_()),
+                "offer_kind": pa.nulls(n, pa.string()),
+                "coupon": pa.nulls(n, pa.string()),
+                "cart_value": carts.column("cart_value"),
+                "expired_at": carts.column("expired_at"),
+                "queued_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+                "message": pa.nulls(n, pa.binary()),
+            },
+            schema=ENQUEUE_SCHEMA,
+        )
+
+    def _last_mailed(self, user_ids: set[int]) -> dict[int, dt.datetime]:
+        """When each user was last emailed (expiry time of that cart), for the frequency cap."""
+        if not user_ids:
+            return {}
+        self.con.register(
+            "cap_users", pa.table({"user_id": pa.array(sorted(user_ids), pa.int64())})
+        )
+        try:
+            rows = self.con.sql(
+                "SELECT user_id, max(expired_at) AS last FROM retarget_messages "
+                "SEMI JOIN cap_users USING (user_id) "
+                "WHERE status IN ('queued', 'sending', 'sent') GROUP BY user_id"
+            ).to_arrow_table()
+        finally:
+            self.con.unregister("cap_users")
+        return dict(
+            zip(rows.column("user_id").to_pylist(), rows.column("last").to_pylist(), strict=True)
+        )
+
+
+def suppress_purchased(con: duckdb.DuckDBPyConnection, events_dir: Path) -> int:
+    """Queued emails of users who bought after their cart expired: suppressed (`purchased`)."""
+    outbox.ensure_schema(con)
+    if not any(events_dir.glob("*/*.parquet")):
+        return 0
+    events_glob = str(events_dir / "*" / "*.parquet")
+    rows = con.sql(
+        f"""
+        SELECT m.message_id FROM retarget_messages m
+        WHERE m.status = 'queued' AND EXISTS (
+          SELECT 1 FROM read_parquet('{events_glob}', hive_partitioning = true) e
+          WHERE e.user_id = m.user_id AND e.event_type = 'purchase'
+            AND e.event_time > m.expired_at)
+        """
+    ).fetchall()
+    for (mid,) in rows:
+        outbox.mark_suppressed(con, mid, "purchased")
+    return len(rows)

@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from cartpulse.retarget.performance import create_performance_view
 from cartpulse.schema import EVENT_SCHEMA, EVENTS_VIEW, QUARANTINE_SCHEMA, QUARANTINE_VIEW
 from cartpulse.settings import Settings
 
@@ -42,6 +43,7 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
         try:
             con.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
             con.execute("SET search_path = 'memory.main,warehouse.main'")
+            create_performance_view(con)
         except duckdb.IOException as exc:
             raise QueryError(
                 f"cannot open {settings.warehouse_path} read-only: {_first_line(exc)}"

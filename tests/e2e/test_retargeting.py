@@ -73,6 +73,15 @@ def test_every_abandoned_cart_gets_one_email_or_a_reason(
         "SELECT max(n) FROM (SELECT count(*) AS n FROM retarget_messages WHERE status = 'queued' GROUP BY user_id)",
     ) == [(1,)]
 
+    # the synthetic shop has no email effect: the hold-out comparison must find none
+    perf = run_cli("query", "SELECT * FROM mart_retarget_performance", "--json", home=home).json()
+    cohorts = {r["cohort"]: r for r in perf}
+    assert set(cohorts) == {"mailed", "holdout"}
+    share = cohorts["holdout"]["carts"] / (cohorts["holdout"]["carts"] + cohorts["mailed"]["carts"])
+    assert 0.07 < share < 0.13
+    low, high = perf[0]["recovered_revenue_ci_low"], perf[0]["recovered_revenue_ci_high"]
+    assert low < 0 < high, (low, high)
+
     sink = start_sink(tmp_path / "mail")
     try:
         sent = send_outbox(home, sink.port)

@@ -79,6 +79,10 @@ class Retargeter:
     ) -> dict[str, Any]:
         reason = self._suppression(cart, person, last_mail)
         row = self._row(cart, person.get("email"), now)
+        if reason == "holdout":
+            # A held-out cart counts for the frequency cap like a mailed one, so both groups
+            # follow the same rules and can be compared (see mart_retarget_performance).
+            last_mail[cart["user_id"]] = cart["expired_at"]
         if reason is not None:
             return {**row, "status": "suppressed", "reason": reason, "holdout": reason == "holdout"}
         offer = choose_offer(cart, self.retarget, now)
@@ -154,7 +158,7 @@ class Retargeter:
         )
 
     def _last_mailed(self, user_ids: set[int]) -> dict[int, dt.datetime]:
-        """When each user was last emailed (expiry time of that cart), for the frequency cap."""
+        """When each user was last chosen for an email (mailed or held out), for the cap."""
         if not user_ids:
             return {}
         self.con.register(
@@ -164,7 +168,8 @@ class Retargeter:
             rows = self.con.sql(
                 "SELECT user_id, max(expired_at) AS last FROM retarget_messages "
                 "SEMI JOIN cap_users USING (user_id) "
-                "WHERE status IN ('queued', 'sending', 'sent') GROUP BY user_id"
+                "WHERE status IN ('queued', 'sending', 'sent', 'failed') "
+                "OR reason IN ('holdout', 'purchased') GROUP BY user_id"
             ).to_arrow_table()
         finally:
             self.con.unregister("cap_users")

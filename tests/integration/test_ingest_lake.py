@@ -115,7 +115,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
 ) -> None:
     big = make_big_csv(real_dir, tmp_path / "big.csv.gz", copies=40)  # ~700k rows
     reference = tmp_path / "reference"
+    started = time.monotonic()
     assert run_cli("ingest", str(big), "--json", home=reference).code == 0
+    # kill points are drawn within the time an uninterrupted run takes on this machine
+    duration = time.monotonic() - started
     expected = lake_fingerprint(reference)
 
     crashed = tmp_path / "crashed"
@@ -130,7 +133,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.2, 2.5))
+        time.sleep(rng.uniform(0.1, 0.8) * duration)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -140,7 +143,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         # the commit itself: then a commit record is there for the next run to roll forward.
         pending = list((crashed / "state" / "commits").glob("*.json"))
         assert count in (0, expected[0]) or pending
-    assert kills >= 5, "the kills landed after the ingest finished; the test proved nothing"
+    assert kills >= 5, "most kills landed after the ingest finished; the test proved too little"
     final = run_cli("ingest", str(big), "--json", home=crashed)
     assert final.code == 0, final.stderr
     assert lake_fingerprint(crashed) == expected

@@ -112,9 +112,7 @@ class Feeder:
             report.clean += clean.num_rows
             report.quarantined += checked.quarantine.num_rows
             report.duplicates += dupes.num_rows
-            self._commit(
-                digest, index + 1, log_end, report, state, checked.quarantine, dupes, started_at
-            )
+            self._commit(digest, index + 1, log_end, report, state, checked.quarantine, dupes)
             if on_batch is not None:
                 on_batch(batch.rows)
         self._finish(digest)
@@ -184,8 +182,8 @@ class Feeder:
         state: DedupeState,
         quarantine: pa.Table,
         dupes: pa.Table,
-        started_at: dt.datetime,
     ) -> None:
+        """Progress, dedupe state and the batch's data-quality counts, in one transaction."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -225,7 +223,6 @@ class Feeder:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        del started_at
 
     def _finish(self, digest: str) -> None:
         self.con.execute("UPDATE engine.sources SET done = true WHERE content_hash = ?", [digest])

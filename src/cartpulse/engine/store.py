@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS product_sales_minute (
   revenue DOUBLE NOT NULL,
   PRIMARY KEY (window_start, product_id)
 );
+CREATE TABLE IF NOT EXISTS bot_alerts (
+  user_id BIGINT NOT NULL,
+  detected_at TIMESTAMPTZ NOT NULL,
+  rule VARCHAR NOT NULL,
+  score DOUBLE,
+  evidence VARCHAR
+);
 CREATE TABLE IF NOT EXISTS dq_counts (
   minute TIMESTAMPTZ NOT NULL,
   reason VARCHAR NOT NULL,

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,14 @@ from cartpulse.settings import RetargetSettings, Settings
 log = logging.getLogger(__name__)
 
 #: Why a cart got no email (the `reason` of a suppressed row).
-SUPPRESSION_REASONS = ("unknown_email", "no_consent", "unsubscribed", "frequency_cap", "holdout")
+SUPPRESSION_REASONS = (
+    "unknown_email",
+    "bot",
+    "unsubscribed",
+    "no_consent",
+    "frequency_cap",
+    "holdout",
+)
 
 _KEY_FILE = "retarget.key"
 
@@ -63,6 +71,9 @@ class Retargeter:
         known_mask = known.to_numpy(zero_copy_only=False)
         rows = [self._unknown(carts.filter(pa.array(~known_mask)), now)]
         people = {r["user_id"]: r for r in directory.to_pylist()}
+        bots = self._bots(directory.column("user_id"))
+        for user_id in bots:
+            people[user_id] = {**people[user_id], "bot": True}
         candidates = carts.filter(known).sort_by([("expired_at", "ascending")]).to_pylist()
         last_mail = self._last_mailed({c["user_id"] for c in candidates})
         decided = [self._decide_one(c, people[c["user_id"]], last_mail, now) for c in candidates]
@@ -101,21 +112,23 @@ class Retargeter:
     def _suppression(
         self, cart: dict[str, Any], person: dict[str, Any], last_mail: dict[int, dt.datetime]
     ) -> str | None:
-        if not person.get("email"):
-            return "unknown_email"
-        if person.get("unsubscribed_at") is not None:
-            return "unsubscribed"
-        if not person.get("consent"):
-            return "no_consent"
-        cap = dt.timedelta(days=self.retarget.frequency_cap_days)
-        previous = last_mail.get(cart["user_id"])
-        if cap and previous is not None and cart["expired_at"] - previous < cap:
-            return "frequency_cap"
+        """The first reason not to email, in the documented order, or None."""
         secret = self.retarget.secret_key
         assert secret is not None
-        if in_holdout(cart["user_id"], self.retarget.holdout_share, secret):
-            return "holdout"
-        return None
+        checks: tuple[tuple[str, Callable[[], bool]], ...] = (
+            ("unknown_email", lambda: not person.get("email")),
+            ("bot", lambda: bool(person.get("bot"))),
+            ("unsubscribed", lambda: person.get("unsubscribed_at") is not None),
+            ("no_consent", lambda: not person.get("consent")),
+            ("frequency_cap", lambda: self._capped(cart, last_mail)),
+            ("holdout", lambda: in_holdout(cart["user_id"], self.retarget.holdout_share, secret)),
+        )
+        return next((reason for reason, applies in checks if applies()), None)
+
+    def _capped(self, cart: dict[str, Any], last_mail: dict[int, dt.datetime]) -> bool:
+        cap = dt.timedelta(days=self.retarget.frequency_cap_days)
+        previous = last_mail.get(cart["user_id"])
+        return bool(cap) and previous is not None and cart["expired_at"] - previous < cap
 
     def _row(self, cart: dict[str, Any], email: str | None, now: dt.datetime) -> dict[str, Any]:
         return {
@@ -173,6 +186,23 @@ class Retargeter:
         finally:
             self.con.unregister("id_carts")
         return ids.column(0)
+
+    def _bots(self, user_ids: pa.ChunkedArray) -> set[int]:
+        """Users with a bot alert (written by bot detection): never emailed."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'bot_alerts' "
+            "AND database_name = current_database()"
+        ).fetchall()[0][0]
+        if not exists or len(user_ids) == 0:
+            return set()
+        self.con.register("bot_users", pa.table({"user_id": user_ids}))
+        try:
+            found = self.con.sql(
+                "SELECT DISTINCT user_id FROM bot_alerts SEMI JOIN bot_users USING (user_id)"
+            ).to_arrow_table()
+        finally:
+            self.con.unregister("bot_users")
+        return set(found.column("user_id").to_pylist())
 
     def _last_mailed(self, user_ids: set[int]) -> dict[int, dt.datetime]:
         """When each user was last chosen for an email (mailed or held out), for the cap."""

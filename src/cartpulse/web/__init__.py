@@ -1,0 +1,1 @@
+"""The HTTP side: unsubscribe links now; collector and dashboard later."""

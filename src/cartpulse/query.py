@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from cartpulse import duck
 from cartpulse.retarget.performance import create_performance_view
 from cartpulse.schema import EVENT_SCHEMA, EVENTS_VIEW, QUARANTINE_SCHEMA, QUARANTINE_VIEW
 from cartpulse.settings import Settings
@@ -33,8 +34,7 @@ class QueryResult:
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with views over the lake and the warehouse attached read-only."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = duck.connect()
     _lake_view(con, EVENTS_VIEW, settings.events_dir, "event_date", EVENT_SCHEMA.names)
     _lake_view(
         con, QUARANTINE_VIEW, settings.quarantine_dir, "ingest_date", QUARANTINE_SCHEMA.names

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from cartpulse import duck
 from cartpulse.bench.child import run_child
 from cartpulse.bench.ingest import ensure_dataset
 
@@ -23,8 +22,7 @@ def ensure_parquet(work: Path, events: int, seed: int) -> Path:
     target = source.with_name("events.parquet")
     if not target.exists():
         tmp = target.with_name(".events.parquet.tmp")
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
+        con = duck.connect()
         con.execute(
             f"""
             COPY (

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
+from cartpulse import duck
 from cartpulse.operators.sales import SALES_SCHEMA
 from cartpulse.operators.sessions import ITEM_STATE_SCHEMA, SESSION_STATE_SCHEMA, SessionState
 from cartpulse.retarget import outbox
@@ -110,8 +110,7 @@ class ServingStore:
     def __init__(self, path: Path, name: str = "main") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.name = path, name
-        self.con = duckdb.connect(str(path))
-        self.con.execute("SET TimeZone = 'UTC'")
+        self.con = duck.connect(path)
         self.con.execute(_DDL)
         outbox.ensure_schema(self.con)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute
+
+from cartpulse import duck
 
 WINDOW_US = 60_000_000
 
@@ -44,8 +45,7 @@ class SalesOperator:
     """Folds purchases into open windows (in-memory DuckDB, no I/O)."""
 
     def __init__(self) -> None:
-        self._con = duckdb.connect()
-        self._con.execute("SET TimeZone = 'UTC'")
+        self._con = duck.connect()
 
     def close(self) -> None:
         """Release the DuckDB connection."""

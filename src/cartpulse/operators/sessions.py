@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
+
+from cartpulse import duck
 
 SESSION_STATE_SCHEMA = pa.schema(
     [
@@ -89,8 +90,7 @@ class SessionOperator:
 
     def __init__(self, timeout_s: int) -> None:
         self.timeout_us = timeout_s * 1_000_000
-        self._con = duckdb.connect()
-        self._con.execute("SET TimeZone = 'UTC'")
+        self._con = duck.connect()
 
     def close(self) -> None:
         """Release the DuckDB connection."""

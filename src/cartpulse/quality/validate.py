@@ -6,11 +6,11 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartpulse import duck
 from cartpulse.quality.dedupe import ROW_KEY_SQL
 from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES, QUARANTINE_SCHEMA, Reason
 from cartpulse.sources.base import RawBatch
@@ -78,8 +78,7 @@ class Validator:
     """Applies the data contract's rules to raw batches (one DuckDB connection, reused)."""
 
     def __init__(self, future_tolerance_s: int = 300) -> None:
-        self._con = duckdb.connect()
-        self._con.execute("SET TimeZone = 'UTC'")
+        self._con = duck.connect()
         self._future_tolerance = dt.timedelta(seconds=future_tolerance_s)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from cartpulse import duck
 from cartpulse.retarget import customers, outbox
 from cartpulse.retarget.decide import suppress_purchased
 from cartpulse.retarget.smtp import SendReport, SmtpSender, send_due
@@ -22,14 +23,12 @@ class HomeBusyError(Exception):
 def _open(settings: Settings) -> duckdb.DuckDBPyConnection:
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(settings.warehouse_path))
+        return duck.connect(settings.warehouse_path)
     except duckdb.IOException as exc:
         raise HomeBusyError(
             f"{settings.warehouse_path} is in use by another process (a replay or serve); "
             f"try again when it has finished ({str(exc).splitlines()[0]})"
         ) from None
-    con.execute("SET TimeZone = 'UTC'")
-    return con
 
 
 def import_customer_file(settings: Settings, path: Path) -> dict[str, Any]:

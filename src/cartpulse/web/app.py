@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import duckdb
 from fastapi import FastAPI
 
-from cartpulse import __version__
+from cartpulse import __version__, duck
 from cartpulse.retarget.decide import home_secret
 from cartpulse.settings import Settings
 from cartpulse.web.unsubscribe import ConnectionFactory, unsubscribe_router
@@ -30,9 +30,8 @@ def create_app(settings: Settings, connect: ConnectionFactory | None = None) -> 
 def _opener(settings: Settings) -> ConnectionFactory:
     @contextmanager
     def connect() -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(settings.warehouse_path))
+        con = duck.connect(settings.warehouse_path)
         try:
-            con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
             con.close()

@@ -51,12 +51,17 @@ class CliResult:
 
 
 def run_cli(
-    *args: str, home: Path | None = None, cwd: Path | None = None, timeout: float = 300
+    *args: str,
+    home: Path | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    extra_env: dict[str, str] | None = None,
 ) -> CliResult:
     """Run `cartpulse ARGS` in a subprocess, as a user would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
     if home is not None:
         env["CARTPULSE_HOME"] = str(home)
+    env |= extra_env or {}
     proc = subprocess.run(
         [sys.executable, "-m", "cartpulse", *args],
         capture_output=True,

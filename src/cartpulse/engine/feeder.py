@@ -20,15 +20,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cartpulse.ingest import content_hash
 from cartpulse.log.base import EventLog
 from cartpulse.quality.dedupe import DedupeState, dedupe
 from cartpulse.quality.validate import Validator
-from cartpulse.schema import QUARANTINE_SCHEMA
 from cartpulse.settings import Settings
-from cartpulse.sinks.staging import fsync_dir
+from cartpulse.sinks.quarantine import add_dq_counts, write_quarantine
 from cartpulse.sources.files import read_events
 from cartpulse.sources.prefetch import prefetch
 
@@ -94,7 +92,7 @@ class Feeder:
         # A resumed file keeps the batching it started with: progress counts its batches.
         batch_rows = progress[8]
         state = self._load_dedupe()
-        pacer = _Pacer(speed)
+        pacer = Pacer(speed)
         for index, batch in enumerate(prefetch(read_events(path, batch_rows))):
             if index < done_batches:
                 continue  # committed before a restart
@@ -118,7 +116,7 @@ class Feeder:
         self._finish(digest)
         return report
 
-    def _append_once(self, clean: pa.Table, log_end: int, pacer: _Pacer) -> int:
+    def _append_once(self, clean: pa.Table, log_end: int, pacer: Pacer) -> int:
         """Append the batch (in paced chunks), skipping the part appended before a crash."""
         done = self.log.end_offset() - log_end
         if not 0 <= done <= clean.num_rows:
@@ -162,16 +160,9 @@ class Feeder:
     def _write_quarantine(
         self, digest: str, index: int, started_at: dt.datetime, rows: pa.Table
     ) -> None:
-        if rows.num_rows == 0:
-            return
-        folder = self.settings.quarantine_dir / f"ingest_date={started_at.date().isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"part-r{digest[:16]}-{index:06d}.parquet"
-        tmp = folder / f".{final.name}.tmp"
-        pq.write_table(rows.cast(QUARANTINE_SCHEMA), str(tmp), compression="zstd")
-        tmp.replace(final)
-        if self.settings.fsync != "never":
-            fsync_dir(folder)
+        name = f"part-r{digest[:16]}-{index:06d}"
+        fsync = self.settings.fsync != "never"
+        write_quarantine(self.settings.quarantine_dir, started_at, name, rows, fsync)
 
     def _commit(
         self,
@@ -205,20 +196,7 @@ class Feeder:
             )
             con.execute("INSERT INTO engine.dedupe SELECT * FROM dedupe_rows")
             con.unregister("dedupe_rows")
-            con.register("q_rows", quarantine)
-            con.register("d_rows", dupes)
-            con.execute(
-                """
-                INSERT INTO dq_counts
-                SELECT date_trunc('minute', ingested_at), reason, count(*) FROM q_rows GROUP BY ALL
-                UNION ALL
-                SELECT date_trunc('minute', event_time), 'duplicate', count(*)
-                FROM d_rows GROUP BY ALL
-                ON CONFLICT (minute, reason) DO UPDATE SET rows = dq_counts.rows + excluded.rows
-                """
-            )
-            con.unregister("q_rows")
-            con.unregister("d_rows")
+            add_dq_counts(con, quarantine, dupes)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -228,7 +206,7 @@ class Feeder:
         self.con.execute("UPDATE engine.sources SET done = true WHERE content_hash = ?", [digest])
 
 
-class _Pacer:
+class Pacer:
     """Sleeps so that event time advances `speed` times faster than wall-clock time."""
 
     #: Paced appends are released in steps of this much wall-clock time.

@@ -128,6 +128,19 @@ class StreamEngine:
             if on_step is not None and (report.events or report.abandoned_carts):
                 on_step(report)
 
+    def drain(self, now_us: int | None = None) -> int:
+        """Process every event already in the log and archive it: a clean stop (`serve`).
+
+        Open sessions stay open (they are state, committed): a restart carries on with them.
+        """
+        done = 0
+        while self.offset < self.log.end_offset():
+            done += self.step(self.settings.ingest.batch_rows, now_us).events
+        self._maybe_archive(force=True)
+        self.store.commit(self.state, None)
+        self._apply_moves()
+        return done
+
     def _due(self, now_us: int) -> bool:
         """Is there anything for the clock to do: a session to expire or events to archive?"""
         sessions = self.state.sessions.sessions

@@ -80,14 +80,24 @@ def dedupe(
 def _advance(
     state: DedupeState, keys: np.ndarray, times_us: np.ndarray, window_s: int
 ) -> DedupeState:
-    all_keys = np.concatenate([state.keys, keys])
-    all_times = np.concatenate([state.times_us, times_us])
-    if not len(all_keys):
+    """Forget keys older than the window and merge the new (unique, unseen) keys in.
+
+    A merge by `searchsorted` + `insert` is linear in the state, where re-sorting it would
+    be O(n log n) per batch: that matters for the collector's many small batches.
+    """
+    if not len(keys) and not len(state):
         return state
-    latest = int(all_times.max())
+    latest = int(times_us.max()) if len(times_us) else -(2**62)
     if state.max_time_us is not None:
         latest = max(latest, state.max_time_us)
-    recent = all_times >= latest - window_s * _US_PER_S
-    all_keys, all_times = all_keys[recent], all_times[recent]
-    order = np.argsort(all_keys, kind="stable")
-    return DedupeState(all_keys[order], all_times[order], latest)
+    cutoff = latest - window_s * _US_PER_S
+    old_keys, old_times = state.keys, state.times_us
+    if len(old_times) and int(old_times.min()) < cutoff:
+        recent = old_times >= cutoff
+        old_keys, old_times = old_keys[recent], old_times[recent]
+    fresh = times_us >= cutoff
+    keys, times_us = keys[fresh], times_us[fresh]
+    order = np.argsort(keys)
+    keys, times_us = keys[order], times_us[order]
+    at = np.searchsorted(old_keys, keys)
+    return DedupeState(np.insert(old_keys, at, keys), np.insert(old_times, at, times_us), latest)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr
 
+from cartpulse.home_secrets import home_secret_file
 from cartpulse.retarget import customers, outbox
 from cartpulse.retarget.offers import choose_offer, in_holdout
 from cartpulse.retarget.outbox import ENQUEUE_SCHEMA, encode_message
@@ -41,13 +40,10 @@ def home_secret(settings: Settings) -> SecretStr:
     if settings.retarget.secret_key is not None:
         return settings.retarget.secret_key
     path = settings.state_dir / _KEY_FILE
-    if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
+    secret, created = home_secret_file(path)
+    if created:
         log.warning("retarget_secret_generated path=%s (set retarget.secret_key to own it)", path)
-    return SecretStr(path.read_text().strip())
+    return SecretStr(secret)
 
 
 class Retargeter:

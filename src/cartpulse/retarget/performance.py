@@ -11,13 +11,13 @@ ATTRIBUTION_DAYS = 7
 # cart between the groups times the mailed carts, with a 95 % normal-approximation interval
 # (Welch standard error of the difference in means); the same values stand on both rows.
 _VIEW = f"""
-CREATE OR REPLACE VIEW mart_retarget_performance AS
+CREATE OR REPLACE {{kind}} mart_retarget_performance AS
 WITH decisions AS (
   -- intent to treat: every cart chosen for an email (even if the customer bought before it
   -- went out) against every cart held out; comparing only delivered emails would be biased
   SELECT message_id, user_id, expired_at,
          CASE WHEN reason = 'holdout' THEN 'holdout' ELSE 'mailed' END AS cohort
-  FROM warehouse.main.retarget_messages
+  FROM retarget_messages
   WHERE status IN ('queued', 'sending', 'sent', 'failed')
      OR (status = 'suppressed' AND reason IN ('holdout', 'purchased'))
 ),
@@ -26,7 +26,7 @@ outcome AS (
          count(e.event_time) > 0 AS converted,
          coalesce(sum(e.price), 0) AS revenue
   FROM decisions d
-  LEFT JOIN memory.main.events e
+  LEFT JOIN events e
     ON e.user_id = d.user_id AND e.event_type = 'purchase'
    AND e.event_time > d.expired_at
    AND e.event_time <= d.expired_at + INTERVAL {ATTRIBUTION_DAYS} DAY
@@ -54,11 +54,13 @@ ORDER BY p.cohort DESC
 """
 
 
-def create_performance_view(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the view on a query connection that has `events` and the warehouse attached."""
+def create_performance_view(con: duckdb.DuckDBPyConnection, temp: bool = False) -> None:
+    """Create the view on a connection that sees `events` and the warehouse's outbox.
+
+    `temp` makes it a temporary view (a live cursor of the warehouse, inside `serve`).
+    """
     has_outbox = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'warehouse' "
-        "AND table_name = 'retarget_messages'"
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'retarget_messages'"
     ).fetchall()[0][0]
     if has_outbox:
-        con.execute(_VIEW)
+        con.execute(_VIEW.replace("{kind}", "TEMP VIEW" if temp else "VIEW"))

@@ -13,6 +13,7 @@ import logging
 import random
 import smtplib
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -377,3 +378,28 @@ def _is_loopback(host: str) -> bool:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def run_sender(
+    settings: SmtpSettings,
+    con: duckdb.DuckDBPyConnection,
+    stop: threading.Event,
+    on_report: Callable[[SendReport], None] | None = None,
+    idle_s: float = 0.1,
+) -> None:
+    """Deliver due messages until `stop` is set (live mode: `serve` and the latency bench)."""
+    sender = SmtpSender(settings)
+    try:
+        while not stop.is_set():
+            try:
+                report = send_due(con, sender, limit=500)
+            except Exception:  # a bad row or a DB hiccup must not end email delivery
+                log.exception("sender_loop_error")
+                stop.wait(1.0)
+                continue
+            if on_report is not None:
+                on_report(report)
+            if report.sent + report.failed + report.retried == 0:
+                stop.wait(idle_s)
+    finally:
+        sender.close()

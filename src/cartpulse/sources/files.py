@@ -140,6 +140,8 @@ def _empty_ndjson() -> pa.RecordBatch:
 
 def _decode_lines(lines: list[bytes]) -> tuple[list[str], list[bool]]:
     """Decode lines as UTF-8; a line that is not valid UTF-8 keeps its bytes escaped."""
+    if not lines:
+        return [], []
     try:
         text = b"\n".join(lines).decode("utf-8")
     except UnicodeDecodeError:

@@ -1,0 +1,1 @@
+"""The HTTP collector's write path: intake, duplicate-detection checkpoint and rate limits."""

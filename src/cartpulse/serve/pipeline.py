@@ -1,0 +1,161 @@
+"""Everything `serve` runs besides HTTP: the log, the engine, the email sender, housekeeping.
+
+One process owns the home: the event log's single writer, and the warehouse's single
+read-write DuckDB connection (other threads take cursors of it). Threads:
+
+- engine: follows the log, expires sessions on the clock, commits state + outputs + offset;
+- sender: delivers queued retargeting emails;
+- housekeeping: saves the collector's dedupe state and applies log retention.
+
+Stopping (`shutdown`) is ordered: the HTTP server has already stopped accepting, so the log
+is complete; the engine then drains it, archives it to the lake and commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import duckdb
+
+from cartpulse.collector.intake import Intake
+from cartpulse.engine.runner import StepReport, StreamEngine
+from cartpulse.engine.store import ServingStore
+from cartpulse.log import EmbeddedEventLog, open_event_log
+from cartpulse.retarget.decide import Retargeter
+from cartpulse.retarget.smtp import SendReport, run_sender
+from cartpulse.settings import Settings
+from cartpulse.web.metrics import LiveStatus, Metrics
+
+log = logging.getLogger(__name__)
+
+_RETENTION_EVERY_S = 60.0
+
+
+class Pipeline:
+    """The stream side of one home, live."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log: EmbeddedEventLog = open_event_log(settings, writable=True)
+        try:
+            self.store = ServingStore(settings.warehouse_path)
+        except BaseException:
+            self.log.close()
+            raise
+        self.engine = StreamEngine(
+            settings, self.log, self.store, Retargeter(settings, self.store.con)
+        )
+        self.intake = Intake(settings, self.log, self.store.con.cursor)
+        self.metrics = Metrics(self.status)
+        self.emails_sent = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.engine_error: BaseException | None = None
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the warehouse for a request or a thread (close it after use)."""
+        return self.store.con.cursor()
+
+    def start(self) -> None:
+        """Start the engine, sender and housekeeping threads."""
+        cursor = self.store.con.cursor()
+        targets: list[tuple[str, Callable[[], None]]] = [
+            ("engine", self._run_engine),
+            ("sender", lambda: run_sender(self.settings.smtp, cursor, self._stop, self._sent)),
+            ("housekeeping", self._housekeeping),
+        ]
+        for name, target in targets:
+            thread = threading.Thread(target=target, name=f"cartpulse-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def ready(self) -> tuple[bool, str]:
+        """Can the pipeline take traffic: threads alive, engine not failed?"""
+        if self.engine_error is not None:
+            return False, f"stream engine failed: {self.engine_error}"
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead or not self._threads:
+            return False, f"not running: {', '.join(dead) or 'not started'}"
+        return True, "ready"
+
+    def lag(self) -> int:
+        """Events appended to the log that the engine has not processed."""
+        return max(0, self.log.end_offset() - self.engine.offset)
+
+    def status(self) -> LiveStatus:
+        """Values for /metrics and the dashboard."""
+        con = self.connection()
+        try:
+            emails = dict(
+                con.execute("SELECT status, count(*) FROM retarget_messages GROUP BY 1").fetchall()
+            )
+            carts = con.execute("SELECT count(*) FROM abandoned_carts").fetchone()
+        finally:
+            con.close()
+        return LiveStatus(
+            log_end_offset=self.log.end_offset(),
+            engine_offset=self.engine.offset,
+            open_sessions=int(self.engine.state.sessions.sessions.num_rows),
+            emails_by_status={str(k): int(v) for k, v in emails.items()},
+            abandoned_carts=int(carts[0]) if carts else 0,
+        )
+
+    def shutdown(self) -> int:
+        """Stop the threads, drain the log through the engine, archive, commit; events drained."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        drained = 0
+        if self.engine_error is None:
+            drained = self.engine.drain(int(time.time() * 1_000_000))
+        self.intake.close()
+        self.engine.close()
+        self.store.close()
+        self.log.close()
+        log.info("serve_stopped drained=%d", drained)
+        return drained
+
+    def _run_engine(self) -> None:
+        try:
+            self.engine.run_live(self._stop, on_step=self._stepped)
+        except BaseException as exc:  # surfaced by /readyz; the process keeps serving
+            self.engine_error = exc
+            log.exception("engine_failed")
+
+    def _stepped(self, report: StepReport) -> None:
+        self.metrics.engine_events.inc(report.events)
+        self.metrics.engine_batch_seconds.observe(report.elapsed_s)
+
+    def _sent(self, report: SendReport) -> None:
+        self.emails_sent += report.sent
+
+    def _housekeeping(self) -> None:
+        every_s = self.settings.collector.dedupe_checkpoint_s
+        last_retention = time.monotonic()
+        while not self._stop.wait(every_s):
+            try:
+                self.intake.save_checkpoint()
+                if time.monotonic() - last_retention >= _RETENTION_EVERY_S:
+                    self._apply_retention()
+                    last_retention = time.monotonic()
+            except Exception:
+                log.exception("housekeeping_failed")
+
+    def _apply_retention(self) -> None:
+        """Drop log segments archived, processed and older than `log.retention_hours`."""
+        con = self.connection()
+        try:  # the committed offsets, not the engine's in-flight ones
+            row = con.execute(
+                "SELECT least(log_offset, archived_offset) FROM engine.checkpoint WHERE name = ?",
+                [self.store.name],
+            ).fetchone()
+        finally:
+            con.close()
+        if row is None:
+            return
+        self.log.commit("engine", int(row[0]))
+        self.log.apply_retention(None, self.settings.log.retention_hours * 3600)

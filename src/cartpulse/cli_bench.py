@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 
-_SCENARIOS = ("ingest", "replay", "email-latency")
+_SCENARIOS = ("ingest", "replay", "email-latency", "collector")
 
 
 def bench(
@@ -21,12 +22,23 @@ def bench(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            "--scenario", "-s", help="ingest, replay or email-latency (repeatable). Default: all."
+            "--scenario",
+            "-s",
+            help="ingest, replay, email-latency or collector (repeatable). Default: all.",
         ),
     ] = None,
     work: Annotated[
         Path, typer.Option("--work", help="Folder for generated data (kept and reused).")
     ] = Path(".bench"),
+    soak_s: Annotated[
+        float,
+        typer.Option(
+            "--soak-s",
+            help="collector: after the burst, keep sending this long and sample "
+            "the server's memory (e.g. 300 for a 5-minute soak).",
+            min=0,
+        ),
+    ] = 0.0,
     json_out: JsonFlag = False,
 ) -> None:
     """Measure cartpulse on this machine (results belong in docs/benchmarks.md).
@@ -55,12 +67,14 @@ def bench(
     unknown = [s for s in chosen if s not in _SCENARIOS]
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(_SCENARIOS)}")
+    from cartpulse.bench.collector import bench_collector
     from cartpulse.bench.email_latency import bench_email_latency
 
-    runners = {
+    runners: dict[str, Callable[[Path, int], dict[str, Any]]] = {
         "ingest": bench_ingest,
         "replay": bench_replay,
         "email-latency": lambda _work, _events: bench_email_latency(),
+        "collector": lambda w, n: bench_collector(w, n, soak_s=soak_s),
     }
     results = []
     for name in chosen:

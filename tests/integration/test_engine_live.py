@@ -88,3 +88,23 @@ def test_live_events_reach_the_lake_within_the_archive_interval(live) -> None:
     settings, log, _ = live
     log.append(events([(dt.datetime.now(dt.UTC), "view", 1, "s")]))
     wait_until(lambda: any(settings.events_dir.glob("*/*.parquet")), 5)
+
+
+def test_old_traffic_sent_live_keeps_its_own_timeline(live) -> None:
+    """A 2019 file sent through the collector: its sessions are not cut by today's clock."""
+    _, log, store = live
+    t0 = dt.datetime(2019, 10, 1, 10, 0, tzinfo=dt.UTC)
+    log.append(events([(t0, "cart", 1, "old")]))
+    time.sleep(0.5)  # several engine ticks between the two parts of the session
+    log.append(events([(t0 + dt.timedelta(seconds=40), "cart", 2, "old")]))
+    time.sleep(0.3)
+    reader = store.con.cursor()
+    assert reader.execute("SELECT count(*) FROM abandoned_carts").fetchone() == (0,)
+    log.append(events([(t0 + dt.timedelta(hours=2), "view", 3, "later")]))
+
+    def carts() -> list[tuple[str, int]]:
+        rows = reader.execute("SELECT user_session, item_count FROM abandoned_carts").fetchall()
+        return [(str(s), int(n)) for s, n in rows]
+
+    wait_until(lambda: carts() != [], 10)
+    assert carts() == [("old", 2)]

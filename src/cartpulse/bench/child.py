@@ -29,7 +29,7 @@ def run_child(cmd: list[str], env: dict[str, str]) -> ChildRun:
     status = Path(f"/proc/{proc.pid}/status")
     peak_kib = peak_anon_kib = 0
     while proc.poll() is None:
-        fields = _status_kib(status)
+        fields = status_kib(status)
         peak_kib = max(peak_kib, fields.get("VmHWM", 0))
         peak_anon_kib = max(peak_anon_kib, fields.get("RssAnon", 0))
         time.sleep(0.05)
@@ -38,13 +38,13 @@ def run_child(cmd: list[str], env: dict[str, str]) -> ChildRun:
     return ChildRun(out, err, proc.returncode, elapsed, peak_kib / 1024, peak_anon_kib / 1024)
 
 
-def _status_kib(status: Path) -> dict[str, int]:
+def status_kib(status: Path) -> dict[str, int]:
     """Memory fields (kB) of /proc/PID/status."""
     out: dict[str, int] = {}
     try:
         for line in status.read_text().splitlines():
             name, _, value = line.partition(":")
-            if name in ("VmHWM", "RssAnon"):
+            if name in ("VmHWM", "VmRSS", "RssAnon"):
                 out[name] = int(value.split()[0])
     except (OSError, ValueError, IndexError):
         pass

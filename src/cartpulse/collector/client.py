@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +82,15 @@ def send_files(
     on_rows: Callable[[int], None] | None = None,
 ) -> SendReport:
     """Post every row of `paths` to `target` (paced to `speed`× real time when given)."""
+    return post_bodies(target, _bodies(paths, target.batch_events, speed), on_rows)
+
+
+def post_bodies(
+    target: Target,
+    bodies: Iterable[tuple[bytes, int]],
+    on_rows: Callable[[int], None] | None = None,
+) -> SendReport:
+    """Post NDJSON bodies (with their row counts) over `target.concurrency` connections."""
     report = SendReport()
     lock = threading.Lock()
     work: queue.Queue[bytes | None] = queue.Queue(maxsize=target.concurrency * 2)
@@ -94,7 +103,7 @@ def send_files(
     for w in workers:
         w.start()
     try:
-        for body, rows in _bodies(paths, target.batch_events, speed):
+        for body, rows in bodies:
             if errors:
                 break
             work.put(body)
@@ -120,7 +129,7 @@ def _bodies(
     try:
         for path in paths:
             for batch in read_events(path, max(batch_events, 1_000)):
-                lines = _ndjson_lines(con, batch.data)
+                lines = ndjson_lines(con, batch.data)
                 lines += [r.as_py() for r in batch.rejects.column("raw")]
                 table = pa.table({"line": pa.array(lines, pa.string())})
                 times = _times(con, batch.data, table.num_rows)
@@ -135,7 +144,7 @@ def _bodies(
         con.close()
 
 
-def _ndjson_lines(con: duckdb.DuckDBPyConnection, data: pa.RecordBatch) -> list[str]:
+def ndjson_lines(con: duckdb.DuckDBPyConnection, data: pa.RecordBatch) -> list[str]:
     """Each row as one JSON object of the nine event fields (text, as read)."""
     fields = ", ".join(f"{c} := CAST({c} AS VARCHAR)" for c in EVENT_COLUMNS)
     con.register("rows_out", data)
@@ -225,5 +234,12 @@ def _post(
             throttled += 1
             time.sleep(float(response.getheader("Retry-After") or 1))
             continue
-        detail = json.loads(data or b"{}").get("detail", data[:200].decode(errors="replace"))
-        raise SendError(f"collector answered {response.status}: {detail}")
+        raise SendError(f"collector answered {response.status}: {_detail(data)}")
+
+
+def _detail(data: bytes) -> str:
+    """The `detail` of an error response, or the start of a body that is not JSON."""
+    try:
+        return str(json.loads(data)["detail"])
+    except (ValueError, KeyError, TypeError):
+        return data[:200].decode(errors="replace")

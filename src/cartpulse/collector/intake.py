@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from cartpulse.collector.dedupe_checkpoint import DedupeCheckpoint
+from cartpulse.collector.group_append import GroupAppender
 from cartpulse.log.base import EventLog
 from cartpulse.quality.dedupe import DedupeState, dedupe
 from cartpulse.quality.validate import Validated, Validator
@@ -76,10 +77,16 @@ class Intake:
         )
         self._state: DedupeState = self.checkpoint.restore(event_log)
         self._fsync = settings.fsync != "never"
+        self._appender = GroupAppender(event_log)
+        self._poisoned: BaseException | None = None
+        self._dq_lock = threading.Lock()
+        self._dq_pending: list[tuple[pa.Table, pa.Table]] = []
 
     def close(self) -> None:
-        """Save the dedupe state and release the validators."""
-        self.save_checkpoint()
+        """Save the dedupe state and counts, and release the validators."""
+        self.flush_dq()
+        if self._poisoned is None:
+            self.save_checkpoint()
         for validator in self._validators:
             validator.close()
 
@@ -110,18 +117,23 @@ class Intake:
         now = dt.datetime.now(dt.UTC)
         checked = self._validator().validate(batch, now, now=now)
         with self._lock:
-            keep, state = dedupe(
+            if self._poisoned is not None:
+                raise self._poisoned
+            keep, self._state = dedupe(
                 checked.keys, checked.times_us, self._state, self.settings.ingest.dedupe_window_s
             )
-            clean = checked.clean_subset(keep)
-            name = f"part-http-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
-            write_quarantine(
-                self.settings.quarantine_dir, now, name, checked.quarantine, self._fsync
-            )
-            first = self.log.append(clean).first_offset if clean.num_rows else None
-            self._state = state
+        clean = checked.clean_subset(keep)
+        name = f"part-http-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        write_quarantine(self.settings.quarantine_dir, now, name, checked.quarantine, self._fsync)
+        try:
+            first = self._appender.append(clean)
+        except BaseException as exc:
+            # The dedupe state now holds keys that never reached the log: stop, so that it
+            # is never saved; a restart rebuilds it from the log, which is the truth.
+            self._poisoned = exc
+            raise
         dupe_times = checked.times_us[~keep]
-        self._record_dq(checked, dupe_times)
+        self._count_dq(checked.quarantine, dupe_times)
         return self._result(checked, clean.num_rows, len(dupe_times), first)
 
     def _validator(self) -> Validator:
@@ -134,21 +146,36 @@ class Intake:
                 self._validators.append(validator)
         return validator
 
-    def _record_dq(self, checked: Validated, dupe_times: np.ndarray) -> None:
-        """Count quarantined rows and duplicates in `dq_counts` (retrying write conflicts)."""
-        dupes = pa.table({"event_time": pa.array(dupe_times, pa.timestamp("us", tz="UTC"))})
-        if checked.quarantine.num_rows == 0 and dupes.num_rows == 0:
+    def _count_dq(self, quarantine: pa.Table, dupe_times: np.ndarray) -> None:
+        """Keep the rows' data-quality counts for the next `flush_dq`."""
+        if quarantine.num_rows == 0 and len(dupe_times) == 0:
             return
+        dupes = pa.table({"event_time": pa.array(dupe_times, pa.timestamp("us", tz="UTC"))})
+        with self._dq_lock:
+            self._dq_pending.append((quarantine, dupes))
+
+    def flush_dq(self) -> None:
+        """Add the counts kept since the last flush to `dq_counts`, in one transaction.
+
+        Counting per request would cost a database commit per request; the rows themselves
+        are durable (log, quarantine files) before the 202, only their counts wait here.
+        """
+        with self._dq_lock:
+            pending, self._dq_pending = self._dq_pending, []
+        if not pending:
+            return
+        quarantine = pa.concat_tables([q for q, _ in pending])
+        dupes = pa.concat_tables([d for _, d in pending])
         con = self._dq_connection()
         try:
             for attempt in range(_DQ_RETRIES):
                 try:
-                    add_dq_counts(con, checked.quarantine, dupes)
+                    add_dq_counts(con, quarantine, dupes)
                     return
-                except duckdb.TransactionException:
-                    # The engine updated the same (minute, reason) row at the same time.
+                except (duckdb.TransactionException, duckdb.ConstraintException):
+                    # The engine wrote the same (minute, reason) row at the same time.
                     time.sleep(0.005 * (attempt + 1))
-            log.warning("dq_counts_conflict rows=%d", checked.quarantine.num_rows)
+            log.warning("dq_counts_conflict rows=%d", quarantine.num_rows + dupes.num_rows)
         finally:
             con.close()
 

@@ -68,6 +68,7 @@ class StreamEngine:
         self.staging_root = settings.state_dir / "engine-staging"
         self.state: EngineState = store.load()
         self._last_archive = time.monotonic()
+        self._clock_anchor: tuple[int, float] | None = None
         self._recover()
 
     def close(self) -> None:
@@ -124,9 +125,25 @@ class StreamEngine:
         while not stop.is_set():
             if self.log.end_offset() <= self.offset:
                 self.log.wait_for(self.offset, tick_s)
-            report = self.step(batch_rows, int(clock() * 1_000_000))
+            report = self.step(batch_rows, self._event_clock_us(clock()))
             if on_step is not None and (report.events or report.abandoned_carts):
                 on_step(report)
+
+    def _event_clock_us(self, wall_s: float) -> int | None:
+        """The processing clock in event time: the newest event time plus the wall time since.
+
+        Live traffic carries the current time, so this is "now". Older traffic sent live (a
+        file replayed through the collector) keeps its own timeline: its sessions expire when
+        its events say so, or when it goes quiet for longer than the session timeout — never
+        merely because its timestamps are old.
+        """
+        top = self.state.checkpoint.max_event_us
+        if top is None:
+            return None  # no event yet: nothing to expire, no timeline to follow
+        if self._clock_anchor is None or self._clock_anchor[0] != top:
+            self._clock_anchor = (top, wall_s)
+        event_us, seen_at = self._clock_anchor
+        return event_us + int((wall_s - seen_at) * 1_000_000)
 
     def drain(self, now_us: int | None = None) -> int:
         """Process every event already in the log and archive it: a clean stop (`serve`).

@@ -111,7 +111,7 @@ class Pipeline:
             thread.join(timeout=60)
         drained = 0
         if self.engine_error is None:
-            drained = self.engine.drain(int(time.time() * 1_000_000))
+            drained = self.engine.drain()
         self.intake.close()
         self.engine.close()
         self.store.close()
@@ -134,14 +134,18 @@ class Pipeline:
         self.emails_sent += report.sent
 
     def _housekeeping(self) -> None:
-        every_s = self.settings.collector.dedupe_checkpoint_s
-        last_retention = time.monotonic()
-        while not self._stop.wait(every_s):
+        """Every second: data-quality counts; then and again the dedupe state and retention."""
+        last_checkpoint = last_retention = time.monotonic()
+        while not self._stop.wait(1.0):
             try:
-                self.intake.save_checkpoint()
-                if time.monotonic() - last_retention >= _RETENTION_EVERY_S:
+                self.intake.flush_dq()
+                now = time.monotonic()
+                if now - last_checkpoint >= self.settings.collector.dedupe_checkpoint_s:
+                    self.intake.save_checkpoint()
+                    last_checkpoint = now
+                if now - last_retention >= _RETENTION_EVERY_S:
                     self._apply_retention()
-                    last_retention = time.monotonic()
+                    last_retention = now
             except Exception:
                 log.exception("housekeeping_failed")
 

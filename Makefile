@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-data
 DEMO_EVENTS ?= 1000000
 DEMO_SMTP_PORT ?= 8025
+DEMO_PORT ?= 8000
+DEMO_WRITE_KEY ?= demo-write-key
+# 1: keep serve running after the demo data is sent (Ctrl-C stops it); 0: stop at once
+DEMO_STAY ?= 1
 export CARTPULSE_HOME ?= $(CURDIR)/cartpulse-home
 
 .PHONY: help install demo test lint typecheck unit bench clean
@@ -22,20 +26,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install cartpulse with its dev tools
 
-demo: $(STAMP) ## generate demo data, replay it through the pipeline, email abandoned carts to a local SMTP sink
-	$(BIN)/cartpulse generate --out $(DEMO_DIR) --events $(DEMO_EVENTS) --days 7
+demo: $(STAMP) ## generate demo data, run `cartpulse serve` with a local SMTP sink, send the data to it live
+	@test -f $(DEMO_DIR)/.complete || { $(BIN)/cartpulse generate --out $(DEMO_DIR) --events $(DEMO_EVENTS) --days 7 && touch $(DEMO_DIR)/.complete; }
+	$(BIN)/cartpulse customers import $(DEMO_DIR)/customers.csv
 	@set -e; \
+	export CARTPULSE_SMTP__PORT=$(DEMO_SMTP_PORT) CARTPULSE_COLLECTOR__WRITE_KEYS=$(DEMO_WRITE_KEY); \
 	$(BIN)/cartpulse mail-sink --port $(DEMO_SMTP_PORT) & sink=$$!; \
-	trap 'kill $$sink 2>/dev/null' EXIT; sleep 1; \
-	$(BIN)/cartpulse replay $(DEMO_DIR)/events.csv.gz --customers $(DEMO_DIR)/customers.csv; \
-	CARTPULSE_SMTP__PORT=$(DEMO_SMTP_PORT) $(BIN)/cartpulse outbox send
-	$(BIN)/cartpulse query "SELECT event_date, count(*) AS events, count(DISTINCT user_id) AS visitors, round(sum(price) FILTER (WHERE event_type = 'purchase'), 2) AS revenue FROM events GROUP BY 1 ORDER BY 1"
-	$(BIN)/cartpulse query "SELECT count(*) AS abandoned_carts, round(sum(cart_value), 2) AS value_left_in_carts, round(avg(item_count), 2) AS avg_items FROM abandoned_carts"
-	$(BIN)/cartpulse query "SELECT status, coalesce(reason, '') AS reason, count(*) AS carts FROM retarget_messages GROUP BY ALL ORDER BY carts DESC"
-	$(BIN)/cartpulse query "SELECT product_id, purchases, round(revenue, 2) AS revenue FROM product_sales_total ORDER BY revenue DESC LIMIT 5"
-	$(BIN)/cartpulse query "SELECT reason, sum(rows) AS rows FROM dq_counts GROUP BY 1 ORDER BY 2 DESC"
-	@echo "Home: $(CARTPULSE_HOME) — emails sent to the local sink are in $(CARTPULSE_HOME)/mail/new"
-	@echo "Try: $(BIN)/cartpulse outbox list --status sent"
+	$(BIN)/cartpulse serve --port $(DEMO_PORT) & serve=$$!; \
+	trap 'kill -TERM $$serve 2>/dev/null; wait $$serve; kill $$sink 2>/dev/null' EXIT INT TERM; \
+	sleep 2; \
+	if [ ! -f $(CARTPULSE_HOME)/state/demo-sent ]; then \
+	  $(BIN)/cartpulse replay $(DEMO_DIR)/events.csv.gz --to http://127.0.0.1:$(DEMO_PORT) --write-key $(DEMO_WRITE_KEY) && touch $(CARTPULSE_HOME)/state/demo-sent; \
+	fi; \
+	sleep 3; \
+	$(BIN)/cartpulse query "SELECT count(*) AS abandoned_carts, round(sum(cart_value), 2) AS value_left_in_carts, round(avg(item_count), 2) AS avg_items FROM abandoned_carts"; \
+	$(BIN)/cartpulse query "SELECT status, coalesce(reason, '') AS reason, count(*) AS carts FROM retarget_messages GROUP BY ALL ORDER BY carts DESC"; \
+	$(BIN)/cartpulse query "SELECT product_id, purchases, round(revenue, 2) AS revenue FROM product_sales_total ORDER BY revenue DESC LIMIT 5"; \
+	$(BIN)/cartpulse query "SELECT reason, sum(rows) AS rows FROM dq_counts GROUP BY 1 ORDER BY 2 DESC"; \
+	echo; \
+	echo "cartpulse serve is running at http://127.0.0.1:$(DEMO_PORT) (API docs: /docs, metrics: /metrics)"; \
+	echo "Send more events: $(BIN)/cartpulse replay FILE --to http://127.0.0.1:$(DEMO_PORT) --write-key $(DEMO_WRITE_KEY)"; \
+	echo "Emails land in $(CARTPULSE_HOME)/mail/new. Query: $(BIN)/cartpulse query \"SELECT * FROM abandoned_carts LIMIT 5\""; \
+	if [ "$(DEMO_STAY)" = "1" ]; then echo "Press Ctrl-C to stop (events are drained and committed)."; wait $$serve; fi
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check src tests

@@ -265,8 +265,15 @@ def replay(
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", help="--to: requests in flight.", min=1, max=64)
-    ] = 4,
+        int,
+        typer.Option(
+            "--concurrency",
+            help="--to: requests in flight. 1 keeps file order; more is faster but reorders "
+            "batches, which a historic file's sessions feel as late events.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
     batch_events: Annotated[
         int,
         typer.Option("--batch-events", help="--to: events per request.", min=1, max=1_000_000),

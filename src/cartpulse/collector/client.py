@@ -70,7 +70,7 @@ class Target:
 
     url: str
     write_key: str
-    concurrency: int = 4
+    concurrency: int = 1
     batch_events: int = 5_000
     gzip: bool = False
 

@@ -73,3 +73,23 @@ def test_backpressure_when_the_engine_falls_behind(tmp_path: Path) -> None:
     finally:
         pipeline.shutdown()
     assert pipeline.engine.offset == 1500  # the shutdown drained what was acknowledged
+
+
+def test_per_row_errors_are_capped_but_every_row_is_counted(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, max_errors=2)
+    pipeline = Pipeline(settings)
+    try:
+        bad = "\n".join(["{not json"] * 5).encode()
+        result = pipeline.intake.accept(_body(range(3)) + b"\n" + bad, "t")
+        assert (result.accepted, result.quarantined) == (3, 5)
+        assert [e["row"] for e in result.errors] == [4, 5]
+        assert result.errors_truncated
+        pipeline.intake.flush_dq()
+        counted = (
+            pipeline.connection()
+            .execute("SELECT sum(rows) FROM dq_counts WHERE reason = 'malformed'")
+            .fetchone()
+        )
+        assert counted == (5,)
+    finally:
+        pipeline.shutdown()

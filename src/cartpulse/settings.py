@@ -125,6 +125,19 @@ class CollectorSettings(_Section):
         return value
 
 
+class WarehouseSettings(_Section):
+    """The batch warehouse: dbt models over the lake (`cartpulse models run`)."""
+
+    exclude_bots: bool = True
+    """Leave events of bot-flagged users (bot_alerts) out of every mart; counted either way."""
+    interval_s: int = Field(default=3_600, ge=60, le=7 * 86_400)
+    """`cartpulse serve` rebuilds the marts this often."""
+    threads: int = Field(default=2, ge=1, le=64)
+    """Models dbt builds at the same time."""
+    project_dir: Path | None = None
+    """The dbt project; default: dbt/ of the source tree cartpulse runs from."""
+
+
 class Settings(BaseSettings):
     """Everything cartpulse can be configured with, validated at start."""
 
@@ -145,6 +158,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     retarget: RetargetSettings = RetargetSettings()
     collector: CollectorSettings = CollectorSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -50,7 +50,9 @@ def models_run(
     ctx: Context = typer_ctx.obj
     settings = ctx.settings()
     from cartpulse.warehouse import NodeProgress, run_models
+    from cartpulse.warehouse.project import check_ready
 
+    guarded(ctx, lambda: check_ready(settings))
     with output.count_progress("building models and tests", 0, quiet=json_out) as bar:
         task = bar.task_ids[0]
 

@@ -14,7 +14,7 @@ SOURCE_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt"
 PROFILE_NAME = "cartpulse"
 
 
-class WarehouseError(Exception):
+class WarehouseError(ValueError):
     """The warehouse cannot be built; the message says what to do."""
 
 
@@ -27,6 +27,12 @@ def project_dir(settings: Settings) -> Path:
             "(env CARTPULSE_WAREHOUSE__PROJECT_DIR) to the dbt/ folder of a cartpulse checkout"
         )
     return chosen
+
+
+def check_ready(settings: Settings) -> None:
+    """Raise WarehouseError unless there is a dbt project and a lake with events to build from."""
+    project_dir(settings)
+    dbt_vars(settings)
 
 
 def dbt_state_dir(settings: Settings) -> Path:
@@ -47,6 +53,11 @@ def write_profile(settings: Settings) -> Path:
                     "path": str(settings.warehouse_path.resolve()),
                     "schema": "main",
                     "threads": settings.warehouse.threads,
+                    # applied with SET on dbt's connections; DuckDB spills beyond it
+                    "settings": {
+                        "memory_limit": settings.warehouse.memory_limit,
+                        "preserve_insertion_order": False,
+                    },
                 }
             },
         }

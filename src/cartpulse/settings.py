@@ -132,8 +132,8 @@ class WarehouseSettings(_Section):
     """Leave events of bot-flagged users (bot_alerts) out of every mart; counted either way."""
     interval_s: int = Field(default=3_600, ge=60, le=7 * 86_400)
     """`cartpulse serve` rebuilds the marts this often."""
-    threads: int = Field(default=2, ge=1, le=64)
-    """Models dbt builds at the same time."""
+    threads: int = Field(default=1, ge=1, le=64)
+    """Models dbt builds at the same time (each DuckDB query already uses every core)."""
     memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$")
     """DuckDB memory while building (e.g. 4GB); larger steps spill to disk beyond it."""
     project_dir: Path | None = None

@@ -6,7 +6,16 @@
 
 with events as (
 
-    select user_session, user_id, event_time, event_type, product_id, price
+    -- grouping by a 64-bit hash is several times faster than by the 36-character id;
+    -- the test assert_session_keys_unique proves no two ids share a key
+    select
+        hash(user_session) as session_key,
+        user_session,
+        user_id,
+        event_time,
+        event_type,
+        product_id,
+        price
     from {{ ref('int_events') }}
     where user_session is not null
 
@@ -14,9 +23,9 @@ with events as (
 
 spans as (
 
-    select user_session
+    select session_key
     from events
-    group by user_session
+    group by session_key
     having epoch_us(max(event_time)) - epoch_us(min(event_time)) > {{ timeout_us }}
 
 ),
@@ -26,7 +35,7 @@ long_events as (
 
     select events.*
     from events
-    semi join spans using (user_session)
+    semi join spans using (session_key)
 
 ),
 
@@ -36,7 +45,7 @@ long_gaps as (
         *,
         coalesce(
             epoch_us(event_time) - epoch_us(
-                lag(event_time) over (partition by user_session order by event_time)
+                lag(event_time) over (partition by session_key order by event_time)
             ) > {{ timeout_us }},
             false
         ) as starts_session
@@ -49,7 +58,7 @@ long_numbered as (
     select
         * exclude (starts_session),
         sum(starts_session::integer) over (
-            partition by user_session order by event_time rows unbounded preceding
+            partition by session_key order by event_time rows unbounded preceding
         ) as session_seq
     from long_gaps
 
@@ -59,7 +68,7 @@ numbered as (
 
     select events.*, 0 as session_seq
     from events
-    anti join spans using (user_session)
+    anti join spans using (session_key)
 
     union all
 
@@ -70,8 +79,9 @@ numbered as (
 sessions as (
 
     select
-        user_session,
+        session_key,
         session_seq,
+        any_value(user_session) as user_session,
         min(event_time) as session_start,
         max(event_time) as session_end,
         -- the user of the latest event; the largest id on a tie (shared session ids)
@@ -79,14 +89,14 @@ sessions as (
         count(*) as events,
         {{ event_counts() }}
     from numbered
-    group by user_session, session_seq
+    group by session_key, session_seq
 
 ),
 
 -- products carted, removed or bought: most events are views of other products
 cart_keys as (
 
-    select distinct user_session, product_id
+    select distinct session_key, product_id
     from events
     where event_type <> 'view'
 
@@ -95,7 +105,7 @@ cart_keys as (
 cart_products as (
 
     select
-        user_session,
+        session_key,
         session_seq,
         product_id,
         sum(case event_type when 'cart' then 1 when 'view' then 0 else -1 end) as net_count,
@@ -103,22 +113,22 @@ cart_products as (
         -- last seen price of the product in the session; the highest on a tie
         max(struct_pack(t := event_time, p := price)).p as last_price
     from numbered
-    semi join cart_keys using (user_session, product_id)
-    group by user_session, session_seq, product_id
+    semi join cart_keys using (session_key, product_id)
+    group by session_key, session_seq, product_id
 
 ),
 
 carts as (
 
     select
-        user_session,
+        session_key,
         session_seq,
         sum(net_count)::bigint as cart_item_count,
         -- exact decimal sum, as the stream engine: independent of aggregation order
         sum(net_count * last_price::decimal(38, 6))::double as cart_value_amount
     from cart_products
     where carted and net_count > 0
-    group by user_session, session_seq
+    group by session_key, session_seq
 
 ),
 
@@ -144,7 +154,7 @@ final as (
         coalesce(carts.cart_value_amount, 0) as cart_value_amount,
         sessions.purchases = 0 and coalesce(carts.cart_item_count, 0) > 0 as is_abandoned
     from sessions
-    left join carts using (user_session, session_seq)
+    left join carts using (session_key, session_seq)
 
 )
 

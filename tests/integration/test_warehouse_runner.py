@@ -15,7 +15,8 @@ from cartpulse.ingest import ingest_files
 from cartpulse.settings import Settings
 from cartpulse.warehouse import NodeProgress, run_models
 from cartpulse.warehouse.project import SOURCE_PROJECT_DIR
-from cartpulse.warehouse.runs import latest_runs
+from cartpulse.warehouse.runs import ModelsRun, latest_runs
+from cartpulse.warehouse.schedule import run_periodically, start_schedule
 from tests import warehouse_oracle as oracle
 from tests.warehouse_homes import Home, flag_bots, generated_home
 
@@ -123,3 +124,33 @@ def test_a_failing_data_test_fails_the_run(tmp_path: Path) -> None:
     assert "assert_no_purchases" in (run.message or "")
     latest = latest_runs(settings.warehouse_path)[0]
     assert (latest["status"], latest["tests_failed"]) == ("failed", 1)
+
+
+def test_schedule_rebuilds_until_stopped_and_survives_failures(tmp_path: Path) -> None:
+    empty = Settings(home=tmp_path / "empty", fsync="never")
+    empty.home.mkdir()
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def on_run(run: ModelsRun) -> None:
+        seen.append(run.status)
+        if len(seen) == 2:
+            stop.set()
+
+    run_periodically(empty, stop, on_run, interval_s=0.01)
+    assert seen == ["error", "error"]
+    assert [r["status"] for r in latest_runs(empty.warehouse_path)] == ["error", "error"]
+
+    home = generated_home(tmp_path, events=5_000, days=2)
+    thread, stop = start_schedule(home.settings)
+    try:
+        for _ in range(600):
+            runs = latest_runs(home.settings.warehouse_path)
+            if runs and runs[0]["status"] == "success":
+                break
+            thread.join(timeout=0.2)
+        assert latest_runs(home.settings.warehouse_path)[0]["status"] == "success"
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert not thread.is_alive()

@@ -85,12 +85,12 @@ def run_models(
         runs.record(settings.warehouse_path, run)
         log.info("models_run_started run_id=%s select=%s", run.run_id, run.selector)
         result = dbtRunner(callbacks=[_Progress(on_progress)]).invoke(args)
-    if result.exception is not None:
-        return _finish(settings, run, started, "error", f"dbt failed: {result.exception}")
-    _count(run, result.result)
-    status = "success" if result.success else "failed"
-    message = "; ".join(run.failures or []) or None
-    return _finish(settings, run, started, status, message)
+        if result.exception is not None:
+            return _finish(settings, run, started, "error", f"dbt failed: {result.exception}")
+        _count(run, result.result)
+        status = "success" if result.success else "failed"
+        message = "; ".join(run.failures or []) or None
+        return _finish(settings, run, started, status, message)
 
 
 def _count(run: ModelsRun, execution: Any) -> None:

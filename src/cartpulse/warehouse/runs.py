@@ -80,7 +80,13 @@ def latest_runs(warehouse: Path, limit: int = 10) -> list[dict[str, Any]]:
         return []
     con = duck.connect(warehouse)
     try:
-        con.execute(_DDL)
+        # read only: DDL here could conflict with a run recording itself on another connection
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+            [TABLE_MODELS_RUNS],
+        ).fetchall()[0][0]
+        if not exists:
+            return []
         table = con.sql(
             f"SELECT * FROM {TABLE_MODELS_RUNS} ORDER BY started_at DESC LIMIT {int(limit)}"
         ).to_arrow_table()

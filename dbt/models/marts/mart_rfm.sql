@@ -1,6 +1,7 @@
 {#- One row per buyer: recency, frequency and monetary value, scored 1-5 (5 = best) by their
-    percent rank among buyers (ties share the lower score), and a named segment. Frequency counts the UTC days
-    with a purchase; recency is measured from the latest event in the lake. -#}
+    percent rank among buyers (ties share the lower score), and a named segment. Frequency
+    counts the UTC days with a purchase; recency is measured from the latest event in the
+    lake. -#}
 with events as (
 
     select * from {{ ref('int_events') }}

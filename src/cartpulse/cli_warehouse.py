@@ -22,8 +22,8 @@ def models_run(
         typer.Option(
             "--select",
             "-s",
-            help="dbt selection, e.g. mart_rfm, +mart_daily_kpis (with what it needs), "
-            "tag:x (repeatable). Default: every model and test.",
+            help="dbt selection, e.g. mart_rfm, +mart_daily_kpis (with what it needs) or "
+            "marts (a folder); repeatable. Default: every model and test.",
         ),
     ] = None,
     full_refresh: Annotated[

@@ -11,9 +11,17 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- The counted events (int_events) of the partitions to (re)build, with their fingerprint. -#}
+{#- The counted events (int_events) of the partitions to (re)build. -#}
 {% macro changed_partition_events() -%}
-    select events.*, partitions.lake_fingerprint
+    select events.*
     from {{ ref('int_events') }} as events
-    join ({{ changed_event_dates() }}) as partitions using (event_date)
+    semi join ({{ changed_event_dates() }}) as partitions using (event_date)
+{%- endmacro %}
+
+{#- Rows of `cte` (one event_date each) with the fingerprint of their partition, joined after
+    aggregating so that no text column rides along with every event. -#}
+{% macro with_lake_fingerprint(cte) -%}
+    select {{ cte }}.*, partitions.lake_fingerprint
+    from {{ cte }}
+    join {{ ref('int_lake_partitions') }} as partitions using (event_date)
 {%- endmacro %}

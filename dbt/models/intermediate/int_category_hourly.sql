@@ -16,8 +16,7 @@ by_category as (
         event_weekday,
         category_id,
         category_code,
-        {{ event_counts(['views', 'carts', 'purchases']) }},
-        any_value(lake_fingerprint) as lake_fingerprint
+        {{ event_counts(['views', 'carts', 'purchases']) }}
     from events
     group by all
 
@@ -30,11 +29,10 @@ final as (
         event_hour,
         event_weekday,
         {{ category_label('category_code', 'category_id') }} as category,
-        {{ summed(['views', 'carts', 'purchases', 'revenue_amount']) }},
-        any_value(lake_fingerprint) as lake_fingerprint
+        {{ summed(['views', 'carts', 'purchases', 'revenue_amount']) }}
     from by_category
     group by all
 
 )
 
-select * from final
+{{ with_lake_fingerprint('final') }}

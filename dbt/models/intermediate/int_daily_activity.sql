@@ -15,8 +15,7 @@ by_user as (
         event_date,
         user_id,
         count(*) as events,
-        {{ event_counts(['views', 'carts', 'purchases']) }},
-        any_value(lake_fingerprint) as lake_fingerprint
+        {{ event_counts(['views', 'carts', 'purchases']) }}
     from events
     group by event_date, user_id
 
@@ -28,11 +27,10 @@ final as (
         event_date,
         count(*) as unique_visitors,
         count(*) filter (where purchases > 0) as buyers,
-        {{ summed(['events', 'views', 'carts', 'purchases', 'revenue_amount']) }},
-        any_value(lake_fingerprint) as lake_fingerprint
+        {{ summed(['events', 'views', 'carts', 'purchases', 'revenue_amount']) }}
     from by_user
     group by event_date
 
 )
 
-select * from final
+{{ with_lake_fingerprint('final') }}

@@ -17,8 +17,7 @@ by_product as (
         category_code,
         brand,
         {{ event_counts() }},
-        max(event_time) as last_event_at,
-        any_value(lake_fingerprint) as lake_fingerprint
+        max(event_time) as last_event_at
     from events
     group by all
 
@@ -32,11 +31,10 @@ final as (
         {{ category_label('category_code', 'category_id') }} as category,
         brand,
         {{ summed(['views', 'carts', 'removes', 'purchases', 'revenue_amount']) }},
-        max(last_event_at) as last_event_at,
-        any_value(lake_fingerprint) as lake_fingerprint
+        max(last_event_at) as last_event_at
     from by_product
     group by all
 
 )
 
-select * from final
+{{ with_lake_fingerprint('final') }}

@@ -17,9 +17,22 @@ by_user as (
         category_code,
         brand,
         user_id,
-        {{ event_counts(['views', 'carts', 'purchases']) }},
-        any_value(lake_fingerprint) as lake_fingerprint
+        {{ event_counts(['views', 'carts', 'purchases']) }}
     from events
+    group by all
+
+),
+
+-- labels can merge raw cells (one category_code under two ids): one row per user again
+by_cell_user as (
+
+    select
+        event_date,
+        {{ category_label('category_code', 'category_id') }} as category,
+        coalesce(brand, 'unknown') as brand,
+        user_id,
+        {{ summed(['views', 'carts', 'purchases', 'revenue_amount']) }}
+    from by_user
     group by all
 
 ),
@@ -28,14 +41,13 @@ steps as (
 
     select
         event_date,
-        {{ category_label('category_code', 'category_id') }} as category,
-        coalesce(brand, 'unknown') as brand,
-        count(distinct user_id) filter (where views > 0) as viewers,
-        count(distinct user_id) filter (where carts > 0) as carters,
-        count(distinct user_id) filter (where purchases > 0) as buyers,
-        {{ summed(['views', 'carts', 'purchases', 'revenue_amount']) }},
-        any_value(lake_fingerprint) as lake_fingerprint
-    from by_user
+        category,
+        brand,
+        count(*) filter (where views > 0) as viewers,
+        count(*) filter (where carts > 0) as carters,
+        count(*) filter (where purchases > 0) as buyers,
+        {{ summed(['views', 'carts', 'purchases', 'revenue_amount']) }}
+    from by_cell_user
     group by all
 
 ),
@@ -55,10 +67,9 @@ final as (
         revenue_amount,
         {{ safe_divide('carters', 'viewers') }} as view_to_cart_rate,
         {{ safe_divide('buyers', 'carters') }} as cart_to_purchase_rate,
-        {{ safe_divide('buyers', 'viewers') }} as view_to_purchase_rate,
-        lake_fingerprint
+        {{ safe_divide('buyers', 'viewers') }} as view_to_purchase_rate
     from steps
 
 )
 
-select * from final
+{{ with_lake_fingerprint('final') }}

@@ -134,8 +134,8 @@ class WarehouseSettings(_Section):
     """`cartpulse serve` rebuilds the marts this often."""
     threads: int = Field(default=1, ge=1, le=64)
     """Models dbt builds at the same time (each DuckDB query already uses every core)."""
-    memory_limit: str = Field(default="4GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$")
-    """DuckDB memory while building (e.g. 4GB); larger steps spill to disk beyond it."""
+    memory_limit: str = Field(default="8GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$")
+    """DuckDB memory while building (e.g. 8GB); larger steps spill to disk beyond it."""
     project_dir: Path | None = None
     """The dbt project; default: dbt/ of the source tree cartpulse runs from."""
 

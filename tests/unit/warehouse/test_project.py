@@ -54,7 +54,7 @@ def test_profile_points_at_the_warehouse_under_state(home: Path) -> None:
         "path": str(settings.warehouse_path.resolve()),
         "schema": "main",
         "threads": 3,
-        "settings": {"memory_limit": "4GB", "preserve_insertion_order": False},
+        "settings": {"memory_limit": "8GB", "preserve_insertion_order": False},
     }
 
 

@@ -141,6 +141,21 @@ class LogSettings(_Section):
     """`serve` deletes whole log segments older than this once they are archived and read."""
 
 
+class WarehouseSettings(_Section):
+    """The batch warehouse: dbt models over the lake (`cartpulse models run`)."""
+
+    exclude_bots: bool = True
+    """Leave events of bot-flagged users (bot_alerts) out of every mart; counted either way."""
+    interval_s: int = Field(default=3_600, ge=60, le=7 * 86_400)
+    """`cartpulse serve` rebuilds the marts this often."""
+    threads: int = Field(default=1, ge=1, le=64)
+    """Models dbt builds at the same time (each DuckDB query already uses every core)."""
+    memory_limit: str = Field(default="8GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$")
+    """DuckDB memory while building (e.g. 8GB); larger steps spill to disk beyond it."""
+    project_dir: Path | None = None
+    """The dbt project; default: dbt/ of the source tree cartpulse runs from."""
+
+
 class Settings(BaseSettings):
     """Everything cartpulse can be configured with, validated at start."""
 
@@ -162,6 +177,7 @@ class Settings(BaseSettings):
     retarget: RetargetSettings = RetargetSettings()
     collector: CollectorSettings = CollectorSettings()
     log: LogSettings = LogSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -41,9 +41,12 @@ def _per_minute(times_us: np.ndarray, reason: str) -> pa.Table:
         # A batch usually spans few minutes for its size: counting avoids a sort.
         counts = np.bincount(minutes - low)
         present = np.flatnonzero(counts)
-        keys, counts = present + low, counts[present]
+        keys = present + low
+        counts = counts[present]
     else:  # a stray far-off timestamp: a dense count array would be huge
-        keys, counts = np.unique(minutes, return_counts=True)
+        unique = np.unique(minutes, return_counts=True)
+        keys = unique[0]
+        counts = unique[1]
     return pa.table(
         {
             "minute": pa.array(keys * _US_PER_MINUTE, pa.timestamp("us", tz="UTC")),

@@ -1,0 +1,26 @@
+{#- The events every mart counts: the lake minus bot-flagged users (var exclude_bots). -#}
+{{ config(materialized='view') }}
+
+with events as (
+
+    select * from {{ ref('stg_events') }}
+
+),
+
+bot_users as (
+
+    select user_id from {{ ref('stg_bot_users') }}
+
+),
+
+final as (
+
+    select events.*
+    from events
+    {% if var('exclude_bots') %}
+    anti join bot_users using (user_id)
+    {% endif %}
+
+)
+
+select * from final

@@ -1,0 +1,80 @@
+"""`cartpulse models`: build the warehouse marts from the lake with dbt."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cartpulse import output
+from cartpulse.cli import Context, JsonFlag, fail, guarded
+
+models_app = typer.Typer(
+    help="Batch models over the lake: the dbt marts in warehouse.duckdb.", no_args_is_help=True
+)
+
+
+@models_app.command("run")
+def models_run(
+    typer_ctx: typer.Context,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select",
+            "-s",
+            help="dbt selection, e.g. mart_rfm, +mart_daily_kpis (with what it needs) or "
+            "marts (a folder); repeatable. Default: every model and test.",
+        ),
+    ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option("--full-refresh", help="Rebuild incremental models from the whole lake."),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Build the marts from the lake and run every data test (`dbt build`).
+
+    Marts land in warehouse.duckdb (schema main): mart_daily_kpis, mart_funnel,
+    mart_cart_abandonment, mart_category_time, mart_brand_performance,
+    mart_product_performance, mart_rfm, mart_sessions and mart_exclusions. Events of
+    bot-flagged users are left out (setting warehouse.exclude_bots) and counted, like
+    quarantined rows, in mart_exclusions. Daily models are incremental: only lake partitions
+    that changed are rebuilt. Each run is recorded in the table models_runs. Examples:
+
+      cartpulse models run
+
+      cartpulse models run --select +mart_rfm --json
+
+      cartpulse query "SELECT * FROM mart_daily_kpis ORDER BY event_date"
+    """
+    ctx: Context = typer_ctx.obj
+    settings = ctx.settings()
+    from cartpulse.warehouse import NodeProgress, run_models
+    from cartpulse.warehouse.project import check_ready
+
+    guarded(ctx, lambda: check_ready(settings))
+    with output.count_progress("building models and tests", 0, quiet=json_out) as bar:
+        task = bar.task_ids[0]
+
+        def on_progress(node: NodeProgress) -> None:
+            bar.update(
+                task,
+                total=node.total or None,
+                completed=node.done,
+                description=f"{node.resource_type} {node.name}: {node.status}",
+            )
+
+        run = guarded(ctx, lambda: run_models(settings, select, on_progress, full_refresh))
+    data = run.as_dict()
+    if json_out:
+        output.print_json(data)
+    else:
+        data.pop("failures")
+        output.print_summary(f"models run {run.status} in {settings.warehouse_path}", data)
+    if not run.ok:
+        fail(run.message or f"models run {run.status}", code=1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `models` to the `cartpulse` command."""
+    app.add_typer(models_app, name="models")

@@ -316,10 +316,11 @@ def query(
 
 
 # Verbs that live in their own modules register themselves on `app`.
-from cartpulse import cli_bench, cli_email  # noqa: E402  (they need `app` defined above)
+from cartpulse import cli_bench, cli_email, cli_models  # noqa: E402  (they need `app` defined above)
 
 cli_email.register(app)
 cli_bench.register(app)
+cli_models.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

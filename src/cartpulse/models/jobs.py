@@ -1,0 +1,225 @@
+"""Train and score the three models against a DuckDB connection with the lake attached.
+
+`train_*` fit a model on the lake and save a new version (files + `model_versions` row);
+`score_*` apply the latest version and replace the model's mart. Each takes the connection, so
+`cartpulse serve` can run them in-process; `run_models` is the CLI's entry point and opens
+HOME/warehouse.duckdb itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cartpulse import duck
+from cartpulse.models import (
+    clv_mart,
+    forecast_backtest,
+    forecast_mart,
+    propensity,
+    propensity_mart,
+)
+from cartpulse.models.forecast import ForecastConfig, is_intermittent
+from cartpulse.models.lake import ModelDataError, attach_lake, replace_table
+from cartpulse.models.propensity_data import FEATURES, carted_items
+from cartpulse.models.registry import (
+    ModelVersion,
+    latest_version,
+    record_version,
+    save_version,
+)
+from cartpulse.settings import Settings
+
+MODEL_NAMES = ("clv", "forecast", "propensity")
+
+
+def _finish(con: duckdb.DuckDBPyConnection, version: ModelVersion) -> ModelVersion:
+    record_version(con, version)
+    return version
+
+
+def train_clv(con: duckdb.DuckDBPyConnection, settings: Settings) -> ModelVersion:
+    """Fit BG/NBD + Gamma-Gamma on every buyer's purchase days; save a version."""
+    summary = clv_mart.customer_summary(con)
+    fitted = clv_mart.fit_summary(summary)
+    frequency = summary.column("frequency").to_numpy()
+    params = {**fitted.as_dict(), "time_unit": "day"}
+    metrics = {
+        "customers": summary.num_rows,
+        "repeat_buyers": int((frequency > 0).sum()),
+        "bgnbd_log_likelihood": round(fitted.bgnbd_log_likelihood, 3),
+        "gamma_gamma_log_likelihood": round(fitted.gamma_gamma_log_likelihood, 3),
+    }
+    return _finish(con, save_version(settings.models_dir, "clv", params, metrics))
+
+
+def score_clv(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    """Write `mart_customer_ltv` with the latest CLV version; return its row count."""
+    version = latest_version(settings.models_dir, "clv")
+    summary = clv_mart.customer_summary(con)
+    table = clv_mart.score_customers(
+        summary,
+        clv_mart.params_from_dict(version.params),
+        settings.models.clv_horizon_months,
+        settings.models.clv_monthly_discount,
+        version.version,
+        datetime.now(UTC),
+    )
+    return replace_table(con, clv_mart.TABLE_CUSTOMER_LTV, table)
+
+
+def train_forecast(con: duckdb.DuckDBPyConnection, settings: Settings) -> ModelVersion:
+    """Tune smoothing by rolling-origin backtest, score it against seasonal naive; save."""
+    data = forecast_mart.daily_purchases(con)
+    horizons, origins = (
+        settings.models.forecast_horizons_days,
+        settings.models.forecast_backtest_origins,
+    )
+    config = forecast_backtest.tune(data.counts, data.first_weekday, horizons, origins)
+    scores = forecast_backtest.backtest(data.counts, data.first_weekday, horizons, origins, config)
+    params = {**asdict(config), "dispersion": {str(s.horizon_days): s.dispersion for s in scores}}
+    metrics = {
+        "products": len(data.product_ids),
+        "days": data.counts.shape[1],
+        "intermittent_products": int(is_intermittent(data.counts).sum()),
+        "backtest_origins": len(
+            forecast_backtest.origins(data.counts.shape[1], max(horizons), origins)
+        ),
+        "horizons": [s.as_dict() for s in scores],
+    }
+    return _finish(con, save_version(settings.models_dir, "forecast", params, metrics))
+
+
+def score_forecast(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    """Write `mart_product_forecast` with the latest forecast version; return its row count."""
+    version = latest_version(settings.models_dir, "forecast")
+    fields = {k: v for k, v in version.params.items() if k in ForecastConfig.__dataclass_fields__}
+    dispersion = {int(h): float(d) for h, d in version.params["dispersion"].items()}
+    missing = set(settings.models.forecast_horizons_days) - set(dispersion)
+    if missing:
+        raise ModelDataError(
+            f"forecast {version.version} was trained without horizons {sorted(missing)}: "
+            "run `cartpulse models train --model forecast` again"
+        )
+    table = forecast_mart.score_products(
+        forecast_mart.daily_purchases(con),
+        ForecastConfig(**fields),
+        {h: dispersion[h] for h in settings.models.forecast_horizons_days},
+        settings.models.forecast_interval,
+        version.version,
+        datetime.now(UTC),
+    )
+    return replace_table(con, forecast_mart.TABLE_PRODUCT_FORECAST, table)
+
+
+def train_propensity(con: duckdb.DuckDBPyConnection, settings: Settings) -> ModelVersion:
+    """Fit and calibrate the propensity model on older carts, measure it on the newest; save."""
+    cfg = settings.models
+    items = carted_items(con)
+    x, y = propensity.feature_matrix(items), propensity.labels(items)
+    split = propensity.time_split(
+        len(y), cfg.propensity_validation_share, cfg.propensity_calibration_share
+    )
+    fit_rows = slice(max(0, split.fit.stop - cfg.propensity_max_fit_rows), split.fit.stop)
+    split = propensity.PropensitySplit(fit_rows, split.calibrate, split.validate)
+    model = propensity.fit_propensity(x, y, split, cfg.seed)
+    metrics = propensity.evaluate(y[split.validate], propensity.predict(model, x[split.validate]))
+    times = items.column("carted_at")
+    metrics["fit_rows"] = split.fit.stop - split.fit.start
+    metrics["validation_from"] = times[split.validate.start].as_py()
+    params = {"features": list(FEATURES), "seed": cfg.seed, "model": "hgb+isotonic"}
+    return _finish(con, save_version(settings.models_dir, "propensity", params, metrics, model))
+
+
+def score_propensity(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    """Write `mart_purchase_propensity` for items carted in the last days; return its rows."""
+    version = latest_version(settings.models_dir, "propensity")
+    items = carted_items(con)
+    last = pc.max(items.column("carted_at")).as_py()
+    since = last - timedelta(days=settings.models.propensity_score_days)
+    recent = items.filter(
+        pc.greater(
+            items.column("carted_at"), pa.scalar(since, items.schema.field("carted_at").type)
+        )
+    )
+    probability = propensity.predict(version.load_artifact(), propensity.feature_matrix(recent))
+    table = propensity_mart.propensity_by_product(
+        recent, probability, datetime.now(UTC), version.version
+    )
+    return replace_table(con, propensity_mart.TABLE_PURCHASE_PROPENSITY, table)
+
+
+TRAINERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Settings], ModelVersion]] = {
+    "clv": train_clv,
+    "forecast": train_forecast,
+    "propensity": train_propensity,
+}
+SCORERS: dict[str, Callable[[duckdb.DuckDBPyConnection, Settings], int]] = {
+    "clv": score_clv,
+    "forecast": score_forecast,
+    "propensity": score_propensity,
+}
+MART_OF = {
+    "clv": clv_mart.TABLE_CUSTOMER_LTV,
+    "forecast": forecast_mart.TABLE_PRODUCT_FORECAST,
+    "propensity": propensity_mart.TABLE_PURCHASE_PROPENSITY,
+}
+
+
+def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """HOME/warehouse.duckdb for writing, with the lake attached as `model_events`."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duck.connect(settings.warehouse_path)
+    except duckdb.IOException as exc:
+        raise ModelDataError(
+            f"cannot open {settings.warehouse_path} for writing ({str(exc).splitlines()[0]}); "
+            "is another cartpulse process writing to it?"
+        ) from None
+    attach_lake(con, settings.events_dir)
+    return con
+
+
+def run_models(
+    settings: Settings,
+    names: list[str],
+    train: bool,
+    score: bool,
+    on_done: Callable[[str], None] = lambda _name: None,
+) -> list[dict[str, Any]]:
+    """Train and/or score each named model; one report per model."""
+    con = open_warehouse(settings)
+    reports = []
+    try:
+        for name in names:
+            started = time.perf_counter()
+            report: dict[str, Any] = {"model": name}
+            if train:
+                version = TRAINERS[name](con, settings)
+                report |= {
+                    "version": version.version,
+                    "path": str(version.path),
+                    "metrics": version.metrics,
+                    "train_s": round(time.perf_counter() - started, 3),
+                }
+            if score:
+                scored = time.perf_counter()
+                report |= {
+                    "mart": MART_OF[name],
+                    "mart_rows": SCORERS[name](con, settings),
+                    "score_s": round(time.perf_counter() - scored, 3),
+                }
+                if not train:
+                    report["version"] = latest_version(settings.models_dir, name).version
+            reports.append(report)
+            on_done(name)
+    finally:
+        con.close()
+    return reports

@@ -10,7 +10,7 @@ import typer
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 
-_SCENARIOS = ("ingest", "replay", "email-latency")
+_SCENARIOS = ("ingest", "replay", "email-latency", "models")
 
 
 def bench(
@@ -21,7 +21,9 @@ def bench(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            "--scenario", "-s", help="ingest, replay or email-latency (repeatable). Default: all."
+            "--scenario",
+            "-s",
+            help="ingest, replay, email-latency or models (repeatable). Default: all.",
         ),
     ] = None,
     work: Annotated[
@@ -42,6 +44,9 @@ def bench(
     - email-latency: 1,000 sessions expire over 20 s in live mode; time from each expiry to
       the email being accepted by a local SMTP server (target p99 ≤ 10 s)
 
+    - models: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
+      generated data, ingested once and kept; seconds per model and peak RSS
+
     Example, a quick run:
 
       cartpulse bench --events 2000000 --scenario replay
@@ -49,6 +54,7 @@ def bench(
     ctx: Context = typer_ctx.obj
     from cartpulse.bench.ingest import bench_ingest
     from cartpulse.bench.machine import machine_info
+    from cartpulse.bench.models import bench_models
     from cartpulse.bench.replay import bench_replay
 
     chosen = scenario or list(_SCENARIOS)
@@ -61,6 +67,7 @@ def bench(
         "ingest": bench_ingest,
         "replay": bench_replay,
         "email-latency": lambda _work, _events: bench_email_latency(),
+        "models": bench_models,
     }
     results = []
     for name in chosen:

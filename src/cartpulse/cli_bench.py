@@ -10,7 +10,7 @@ import typer
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 
-_SCENARIOS = ("ingest", "replay", "email-latency", "models")
+_SCENARIOS = ("ingest", "replay", "email-latency", "models-ml")
 
 
 def bench(
@@ -23,7 +23,7 @@ def bench(
         typer.Option(
             "--scenario",
             "-s",
-            help="ingest, replay, email-latency or models (repeatable). Default: all.",
+            help="ingest, replay, email-latency or models-ml (repeatable). Default: all.",
         ),
     ] = None,
     work: Annotated[
@@ -44,7 +44,7 @@ def bench(
     - email-latency: 1,000 sessions expire over 20 s in live mode; time from each expiry to
       the email being accepted by a local SMTP server (target p99 ≤ 10 s)
 
-    - models: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
+    - models-ml: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
       generated data, ingested once and kept; seconds per model and peak RSS
 
     Example, a quick run:
@@ -54,7 +54,7 @@ def bench(
     ctx: Context = typer_ctx.obj
     from cartpulse.bench.ingest import bench_ingest
     from cartpulse.bench.machine import machine_info
-    from cartpulse.bench.models import bench_models
+    from cartpulse.bench.ml_models import bench_models
     from cartpulse.bench.replay import bench_replay
 
     chosen = scenario or list(_SCENARIOS)
@@ -67,7 +67,7 @@ def bench(
         "ingest": bench_ingest,
         "replay": bench_replay,
         "email-latency": lambda _work, _events: bench_email_latency(),
-        "models": bench_models,
+        "models-ml": bench_models,
     }
     results = []
     for name in chosen:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.stats import nbinom, poisson
 
 Matrix = NDArray[np.float64]
 
@@ -101,3 +102,13 @@ def seasonal_naive(history: Matrix, horizon: int) -> Matrix:
     last_week = history[:, -SEASON:]
     reps = -(-horizon // SEASON)
     return np.asarray(np.tile(last_week, reps)[:, :horizon], dtype=np.float64)
+
+
+def interval(mean: np.ndarray, dispersion: float, coverage: float) -> tuple[Matrix, Matrix]:
+    """Central prediction interval of a count with this mean and variance = dispersion × mean."""
+    low_q, high_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
+    safe = np.maximum(mean, 1e-9)
+    if dispersion <= 1.0 + 1e-9:
+        return poisson.ppf(low_q, safe), poisson.ppf(high_q, safe)
+    n, p = safe / (dispersion - 1), 1 / dispersion
+    return nbinom.ppf(low_q, n, p), nbinom.ppf(high_q, n, p)

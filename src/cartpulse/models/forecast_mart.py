@@ -8,9 +8,14 @@ from datetime import date, datetime, timedelta
 import duckdb
 import numpy as np
 import pyarrow as pa
-from scipy.stats import nbinom, poisson
 
-from cartpulse.models.forecast import ForecastConfig, Matrix, forecast_daily, is_intermittent
+from cartpulse.models.forecast import (
+    ForecastConfig,
+    Matrix,
+    forecast_daily,
+    interval,
+    is_intermittent,
+)
 from cartpulse.models.lake import EVENTS, ModelDataError, fetch_arrow
 
 TABLE_PRODUCT_FORECAST = "mart_product_forecast"
@@ -58,16 +63,6 @@ def daily_purchases(con: duckdb.DuckDBPyConnection) -> DailyPurchases:
     counts = np.zeros((len(products), n_days))
     counts[row_of, rows.column("day").to_numpy()] = rows.column("purchases").to_numpy()
     return DailyPurchases(products, counts, first_day)
-
-
-def interval(mean: np.ndarray, dispersion: float, coverage: float) -> tuple[Matrix, Matrix]:
-    """Central prediction interval of a count with this mean and variance = dispersion × mean."""
-    low_q, high_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
-    safe = np.maximum(mean, 1e-9)
-    if dispersion <= 1.0 + 1e-9:
-        return poisson.ppf(low_q, safe), poisson.ppf(high_q, safe)
-    n, p = safe / (dispersion - 1), 1 / dispersion
-    return nbinom.ppf(low_q, n, p), nbinom.ppf(high_q, n, p)
 
 
 def score_products(

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from cartpulse import duck
 from cartpulse.models import (
@@ -27,7 +25,7 @@ from cartpulse.models import (
     propensity_mart,
 )
 from cartpulse.models.forecast import ForecastConfig, is_intermittent
-from cartpulse.models.lake import ModelDataError, attach_lake, replace_table
+from cartpulse.models.lake import EVENTS, ModelDataError, attach_lake, replace_table
 from cartpulse.models.propensity_data import FEATURES, carted_items
 from cartpulse.models.registry import (
     ModelVersion,
@@ -83,7 +81,14 @@ def train_forecast(con: duckdb.DuckDBPyConnection, settings: Settings) -> ModelV
         settings.models.forecast_backtest_origins,
     )
     config = forecast_backtest.tune(data.counts, data.first_weekday, horizons, origins)
-    scores = forecast_backtest.backtest(data.counts, data.first_weekday, horizons, origins, config)
+    scores = forecast_backtest.backtest(
+        data.counts,
+        data.first_weekday,
+        horizons,
+        origins,
+        config,
+        settings.models.forecast_interval,
+    )
     params = {**asdict(config), "dispersion": {str(s.horizon_days): s.dispersion for s in scores}}
     metrics = {
         "products": len(data.product_ids),
@@ -141,14 +146,15 @@ def train_propensity(con: duckdb.DuckDBPyConnection, settings: Settings) -> Mode
 def score_propensity(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
     """Write `mart_purchase_propensity` for items carted in the last days; return its rows."""
     version = latest_version(settings.models_dir, "propensity")
-    items = carted_items(con)
-    last = pc.max(items.column("carted_at")).as_py()
-    since = last - timedelta(days=settings.models.propensity_score_days)
-    recent = items.filter(
-        pc.greater(
-            items.column("carted_at"), pa.scalar(since, items.schema.field("carted_at").type)
-        )
+    last = (
+        con.sql(f"SELECT max(event_time) FROM {EVENTS} WHERE event_type = 'cart'")
+        .to_arrow_table()
+        .column(0)[0]
+        .as_py()
     )
+    if last is None:
+        raise ModelDataError("the lake has no cart events: nothing to score")
+    recent = carted_items(con, last - timedelta(days=settings.models.propensity_score_days))
     probability = propensity.predict(version.load_artifact(), propensity.feature_matrix(recent))
     table = propensity_mart.propensity_by_product(
         recent, probability, datetime.now(UTC), version.version

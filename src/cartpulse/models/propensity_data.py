@@ -8,10 +8,12 @@ that happens after the cart (removals, the purchase itself) is a feature.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import duckdb
 import pyarrow as pa
 
-from cartpulse.models.lake import EVENTS, ModelDataError, fetch_arrow
+from cartpulse.models.lake import EVENTS, ModelDataError
 
 FEATURES = (
     "price",
@@ -45,27 +47,37 @@ WITH ev AS (
   FROM sessions
   WINDOW w AS (PARTITION BY user_id ORDER BY started_at, user_session
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), cart_and_buy AS (
+  -- views strictly before each event of the session: views sort after other events of the
+  -- same second, so a cart row counts only earlier views
+  SELECT user_session, product_id, category_id, event_type, event_time, price,
+         count(*) FILTER (event_type = 'view') OVER (
+           PARTITION BY user_session ORDER BY event_time, event_type = 'view'
+           ROWS UNBOUNDED PRECEDING) AS views_before
+  FROM ev
+  WHERE user_session IN (SELECT user_session FROM ev WHERE event_type = 'cart')
 ), items AS (
   SELECT user_session, product_id, any_value(category_id) AS category_id,
          min(event_time) FILTER (event_type = 'cart') AS carted_at,
-         arg_min(price, event_time) FILTER (event_type = 'cart') AS price,
+         arg_min(price, (event_time, price)) FILTER (event_type = 'cart') AS price,
+         arg_min(views_before, event_time) FILTER (event_type = 'cart') AS views_before,
          bool_or(event_type = 'purchase') AS purchased
-  FROM ev GROUP BY user_session, product_id
+  FROM cart_and_buy WHERE event_type IN ('cart', 'purchase')
+  GROUP BY user_session, product_id
   HAVING min(event_time) FILTER (event_type = 'cart') IS NOT NULL
-), so_far AS (
-  SELECT i.user_session, i.product_id,
-         count(*) FILTER (e.event_type = 'view' AND e.event_time < i.carted_at) AS views_before,
-         count(DISTINCT e.product_id) FILTER (e.event_type = 'cart' AND e.event_time < i.carted_at)
-           AS carts_before
-  FROM items i JOIN ev e USING (user_session)
-  GROUP BY i.user_session, i.product_id
+), items_so_far AS (
+  SELECT *,
+         rank() OVER (PARTITION BY user_session ORDER BY carted_at) - 1 AS carts_before
+  FROM items
 ), product_day AS (
+  -- totals of the days before: a carted product always has a row on the day it was carted
   SELECT product_id, day,
          sum(count(*) FILTER (event_type = 'view')) OVER p AS views,
          sum(count(*) FILTER (event_type = 'cart')) OVER p AS carts,
          sum(count(*) FILTER (event_type = 'purchase')) OVER p AS purchases
   FROM ev GROUP BY product_id, day
-  WINDOW p AS (PARTITION BY product_id ORDER BY day ROWS UNBOUNDED PRECEDING)
+  WINDOW p AS (PARTITION BY product_id ORDER BY day
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ), category_price AS (
   SELECT category_id, median(price) AS median_price FROM ev
   WHERE price > 0 AND category_id IS NOT NULL GROUP BY category_id
@@ -75,26 +87,28 @@ SELECT i.user_session, i.product_id, i.carted_at, i.purchased,
        i.price / nullif(c.median_price, 0) AS price_to_category_median,
        hour(i.carted_at) AS hour_utc,
        isodow(i.carted_at) AS weekday,
-       s.views_before, s.carts_before,
+       i.views_before, i.carts_before,
        epoch(i.carted_at - u.started_at) AS seconds_in_session,
        u.user_prior_sessions, u.user_prior_purchase_sessions,
        coalesce(p.views, 0) AS product_prior_views,
        coalesce(p.carts, 0) AS product_prior_carts,
        coalesce(p.purchases, 0) AS product_prior_purchases,
+       -- smoothed towards 1 in 8, about the shop's cart-to-purchase rate
        (coalesce(p.purchases, 0) + 1.0) / (coalesce(p.carts, 0) + 8.0) AS product_prior_conversion
-FROM items i
-JOIN so_far s USING (user_session, product_id)
+FROM items_so_far i
 JOIN user_history u USING (user_session)
 LEFT JOIN category_price c USING (category_id)
-ASOF LEFT JOIN product_day p
-  ON i.product_id = p.product_id AND CAST(i.carted_at AS DATE) > p.day
+LEFT JOIN product_day p
+  ON i.product_id = p.product_id AND CAST(i.carted_at AS DATE) = p.day
+WHERE i.carted_at > $since
 ORDER BY i.carted_at, i.user_session, i.product_id
 """
 
 
-def carted_items(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Every carted item in the lake with its features and label, in cart-time order."""
-    table = fetch_arrow(con, _ITEMS_SQL)
+def carted_items(con: duckdb.DuckDBPyConnection, since: datetime | None = None) -> pa.Table:
+    """Carted items (after `since`, default all) with features and label, in cart-time order."""
+    after = since or datetime(1970, 1, 1, tzinfo=UTC)
+    table = con.sql(_ITEMS_SQL, params={"since": after}).to_arrow_table()
     if table.num_rows == 0:
         raise ModelDataError("the lake has no cart events in sessions: nothing to learn from")
     return table

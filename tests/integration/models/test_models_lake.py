@@ -83,7 +83,9 @@ def test_forecast_beats_seasonal_naive_on_generated_traffic(trained: list[dict[s
     assert [h["horizon_days"] for h in horizons] == [7, 14, 28]
     for h in horizons:
         assert h["wape"] < h["wape_naive"], h
+        assert h["wape_daily"] < h["wape_daily_naive"], h
         assert h["mase"] < h["mase_naive"], h
+        assert h["interval_hit_rate"] >= 0.8, h
 
 
 def test_forecast_mart_ranks_every_selling_product(warehouse: duckdb.DuckDBPyConnection) -> None:

@@ -47,7 +47,7 @@ def bench_models(work: Path, events: int, seed: int = 42) -> dict[str, Any]:
     (home / "warehouse.duckdb").unlink(missing_ok=True)
     train, trained = _models_run(home, "train")
     score, scored = _models_run(home, "score")
-    result: dict[str, Any] = {"scenario": "models", "events": events}
+    result: dict[str, Any] = {"scenario": "models-ml", "events": events}
     for t, s in zip(trained, scored, strict=True):
         name = t["model"]
         # `train` also scores once; its fit time is the part before scoring.

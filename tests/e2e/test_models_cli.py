@@ -75,7 +75,7 @@ def test_train_score_list_and_query_the_marts(home: Path, tmp_path: Path) -> Non
     ]
     auc = run_cli(
         "query",
-        "SELECT metrics->>'$.auc' AS auc FROM model_versions WHERE name = 'propensity'",
+        "SELECT metrics->>'$.auc' AS auc FROM model_versions_latest WHERE name = 'propensity'",
         "--json",
         home=home,
     ).json()

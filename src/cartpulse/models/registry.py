@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS {TABLE_MODEL_VERSIONS} (
   params JSON NOT NULL,
   metrics JSON NOT NULL,
   PRIMARY KEY (name, version)
-)
+);
+CREATE OR REPLACE VIEW {TABLE_MODEL_VERSIONS}_latest AS
+  SELECT * FROM {TABLE_MODEL_VERSIONS}
+  QUALIFY row_number() OVER (PARTITION BY name ORDER BY version DESC) = 1;
 """
 
 
@@ -105,7 +108,7 @@ def latest_version(models_dir: Path, name: str) -> ModelVersion:
 
 
 def record_version(con: duckdb.DuckDBPyConnection, version: ModelVersion) -> None:
-    """Add a version and its metrics to the warehouse table `model_versions`."""
+    """Add a version to `model_versions` (and the view `model_versions_latest`)."""
     con.execute(_DDL)
     con.execute(
         f"INSERT OR REPLACE INTO {TABLE_MODEL_VERSIONS} VALUES (?, ?, ?, ?, ?, ?)",

@@ -148,6 +148,8 @@ class ModelSettings(_Section):
     """The newest this-many items of the fit slice are used to fit the trees (bounds time)."""
     propensity_score_days: int = Field(default=7, ge=1, le=3_660)
     """`mart_purchase_propensity` aggregates the items carted in the last this-many days."""
+    propensity_threads: int = Field(default=1, ge=1, le=256)
+    """OpenMP threads of gradient boosting; 1 is fastest when other work shares the cores."""
 
     @field_validator("forecast_horizons_days")
     @classmethod

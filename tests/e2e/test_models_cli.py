@@ -10,9 +10,6 @@ from tests.cdnow import CDNOW_SUMMARY as CDNOW
 from tests.cdnow import PUBLISHED
 from tests.conftest import run_cli
 
-# Two workers share two cores: one OpenMP thread each keeps gradient boosting from thrashing.
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-
 
 def test_clv_fit_prints_the_published_cdnow_parameters(tmp_path: Path) -> None:
     summary = tmp_path / "cdnow_summary.csv"
@@ -53,7 +50,7 @@ def test_train_score_list_and_query_the_marts(home: Path, tmp_path: Path) -> Non
     assert run_cli("generate", "--out", str(data), "--events", "30000", "--days", "56").code == 0
     assert run_cli("ingest", str(data / "events.csv.gz"), home=home).code == 0
 
-    train = run_cli("models", "train", "--json", home=home, extra_env=ONE_THREAD)
+    train = run_cli("models", "train", "--json", home=home)
     assert train.code == 0, train.stderr
     reports = {r["model"]: r for r in train.json()}
     assert set(reports) == {"clv", "forecast", "propensity"}

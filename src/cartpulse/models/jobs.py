@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+from threadpoolctl import threadpool_limits
 
 from cartpulse import duck
 from cartpulse.models import (
@@ -134,8 +135,10 @@ def train_propensity(con: duckdb.DuckDBPyConnection, settings: Settings) -> Mode
     )
     fit_rows = slice(max(0, split.fit.stop - cfg.propensity_max_fit_rows), split.fit.stop)
     split = propensity.PropensitySplit(fit_rows, split.calibrate, split.validate)
-    model = propensity.fit_propensity(x, y, split, cfg.seed)
-    metrics = propensity.evaluate(y[split.validate], propensity.predict(model, x[split.validate]))
+    with threadpool_limits(limits=cfg.propensity_threads, user_api="openmp"):
+        model = propensity.fit_propensity(x, y, split, cfg.seed)
+        p_validate = propensity.predict(model, x[split.validate])
+    metrics = propensity.evaluate(y[split.validate], p_validate)
     times = items.column("carted_at")
     metrics["fit_rows"] = split.fit.stop - split.fit.start
     metrics["validation_from"] = times[split.validate.start].as_py()
@@ -155,7 +158,9 @@ def score_propensity(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
     if last is None:
         raise ModelDataError("the lake has no cart events: nothing to score")
     recent = carted_items(con, last - timedelta(days=settings.models.propensity_score_days))
-    probability = propensity.predict(version.load_artifact(), propensity.feature_matrix(recent))
+    with threadpool_limits(limits=settings.models.propensity_threads, user_api="openmp"):
+        model = version.load_artifact()
+        probability = propensity.predict(model, propensity.feature_matrix(recent))
     table = propensity_mart.propensity_by_product(
         recent, probability, datetime.now(UTC), version.version
     )

@@ -9,7 +9,6 @@ from typing import Any
 
 import duckdb
 import pytest
-from threadpoolctl import threadpool_limits
 
 from cartpulse import duck
 from cartpulse.generate import generate_dataset
@@ -33,8 +32,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def trained(settings: Settings) -> list[dict[str, Any]]:
-    with threadpool_limits(limits=1, user_api="openmp"):  # another pytest worker shares the cores
-        return run_models(settings, list(MODEL_NAMES), train=True, score=True)
+    return run_models(settings, list(MODEL_NAMES), train=True, score=True)
 
 
 @pytest.fixture
@@ -147,8 +145,7 @@ def test_propensity_mart_covers_products_carted_in_the_last_week(
 def test_versions_are_recorded_and_retraining_reproduces_them(
     settings: Settings, trained: list[dict[str, Any]]
 ) -> None:
-    with threadpool_limits(limits=1, user_api="openmp"):
-        again = run_models(settings, list(MODEL_NAMES), train=True, score=False)
+    again = run_models(settings, list(MODEL_NAMES), train=True, score=False)
     for first, second in zip(trained, again, strict=True):
         assert second["version"] == "v0002"
         assert second["metrics"] == first["metrics"]

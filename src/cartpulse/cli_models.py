@@ -13,10 +13,9 @@ from cartpulse.cli import Context, JsonFlag, fail, guarded
 models_app = typer.Typer(
     help=(
         "Customer lifetime value, demand forecast and purchase propensity, from the lake.\n\n"
-        "  cartpulse models train      fit every model, save a new version with its metrics\n\n"
-        "  cartpulse models score      write mart_customer_ltv, mart_product_forecast and "
-        "mart_purchase_propensity\n\n"
-        "  cartpulse models list       the latest version of each model and its metrics\n\n"
+        "- train: fit every model, save a new version with its metrics, score\n\n"
+        "- score: write mart_customer_ltv, mart_product_forecast, mart_purchase_propensity\n\n"
+        "- list: the latest version of each model and its metrics\n\n"
         "Versions live in HOME/models/<name>/<version>/ (params.json, metrics.json, model.pkl) "
         "and in the warehouse table model_versions. See docs/models.md."
     ),
@@ -87,11 +86,9 @@ def train(typer_ctx: typer.Context, model: ModelOption = None, json_out: JsonFla
 
     - clv: BG/NBD + Gamma-Gamma on every buyer's purchase days (metrics: log-likelihoods)
 
-    - forecast: smoothing tuned by rolling-origin backtest; WAPE and MASE per horizon against
-      seasonal naive
+    - forecast: smoothing tuned by rolling-origin backtest; WAPE, MASE vs seasonal naive
 
-    - propensity: gradient boosting + isotonic calibration, split by time; AUC, Brier and a
-      calibration table on the newest carts
+    - propensity: boosted trees, calibrated, split by time; AUC, Brier, calibration table
 
     Same lake, same settings (models.seed): same models. Examples:
 

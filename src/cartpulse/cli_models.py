@@ -47,7 +47,7 @@ def _run(typer_ctx: typer.Context, model: list[str] | None, train: bool, json_ou
     ctx: Context = typer_ctx.obj
     settings = ctx.settings()
     names = _chosen(model)
-    from cartpulse.models.jobs import run_models
+    from cartpulse.models.runner import run_models
 
     verb = "training" if train else "scoring"
     with output.count_progress(f"{verb} models", len(names), quiet=json_out) as bar:

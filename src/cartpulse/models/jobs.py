@@ -2,22 +2,19 @@
 
 `train_*` fit a model on the lake and save a new version (files + `model_versions` row);
 `score_*` apply the latest version and replace the model's mart. Each takes the connection, so
-`cartpulse serve` can run them in-process; `run_models` is the CLI's entry point and opens
-HOME/warehouse.duckdb itself.
+`cartpulse serve` can run them in-process on its warehouse; the CLI runs them through
+`cartpulse.models.runner`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import duckdb
 from threadpoolctl import threadpool_limits
 
-from cartpulse import duck
 from cartpulse.models import (
     clv_mart,
     forecast_backtest,
@@ -26,7 +23,7 @@ from cartpulse.models import (
     propensity_mart,
 )
 from cartpulse.models.forecast import ForecastConfig, is_intermittent
-from cartpulse.models.lake import EVENTS, ModelDataError, attach_lake, replace_table
+from cartpulse.models.lake import EVENTS, ModelDataError, replace_table
 from cartpulse.models.propensity_data import FEATURES, carted_items
 from cartpulse.models.registry import (
     ModelVersion,
@@ -182,55 +179,3 @@ MART_OF = {
     "forecast": forecast_mart.TABLE_PRODUCT_FORECAST,
     "propensity": propensity_mart.TABLE_PURCHASE_PROPENSITY,
 }
-
-
-def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """HOME/warehouse.duckdb for writing, with the lake attached as `model_events`."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duck.connect(settings.warehouse_path)
-    except duckdb.IOException as exc:
-        raise ModelDataError(
-            f"cannot open {settings.warehouse_path} for writing ({str(exc).splitlines()[0]}); "
-            "is another cartpulse process writing to it?"
-        ) from None
-    attach_lake(con, settings.events_dir)
-    return con
-
-
-def run_models(
-    settings: Settings,
-    names: list[str],
-    train: bool,
-    score: bool,
-    on_done: Callable[[str], None] = lambda _name: None,
-) -> list[dict[str, Any]]:
-    """Train and/or score each named model; one report per model."""
-    con = open_warehouse(settings)
-    reports = []
-    try:
-        for name in names:
-            started = time.perf_counter()
-            report: dict[str, Any] = {"model": name}
-            if train:
-                version = TRAINERS[name](con, settings)
-                report |= {
-                    "version": version.version,
-                    "path": str(version.path),
-                    "metrics": version.metrics,
-                    "train_s": round(time.perf_counter() - started, 3),
-                }
-            if score:
-                scored = time.perf_counter()
-                report |= {
-                    "mart": MART_OF[name],
-                    "mart_rows": SCORERS[name](con, settings),
-                    "score_s": round(time.perf_counter() - scored, 3),
-                }
-                if not train:
-                    report["version"] = latest_version(settings.models_dir, name).version
-            reports.append(report)
-            on_done(name)
-    finally:
-        con.close()
-    return reports

@@ -33,16 +33,23 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return con.sql(sql).to_arrow_table()
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
-    """Replace warehouse table `name` with `table` in one transaction; return its row count."""
-    con.register("_model_output", table)
+def run_in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    """Run SQL statements in one transaction: all of them take effect, or none."""
+    con.execute("BEGIN")
     try:
-        con.execute("BEGIN")
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _model_output")
+        for sql in statements:
+            con.execute(sql)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
+    """Replace warehouse table `name` with `table` in one transaction; return its row count."""
+    con.register("_model_output", table)
+    try:
+        run_in_transaction(con, [f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _model_output"])
     finally:
         con.unregister("_model_output")
     return int(table.num_rows)

@@ -21,7 +21,7 @@ import duckdb
 
 TABLE_MODEL_VERSIONS = "model_versions"
 
-_DDL = f"""
+VERSIONS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {TABLE_MODEL_VERSIONS} (
   name VARCHAR NOT NULL,
   version VARCHAR NOT NULL,
@@ -109,7 +109,7 @@ def latest_version(models_dir: Path, name: str) -> ModelVersion:
 
 def record_version(con: duckdb.DuckDBPyConnection, version: ModelVersion) -> None:
     """Add a version to `model_versions` (and the view `model_versions_latest`)."""
-    con.execute(_DDL)
+    con.execute(VERSIONS_DDL)
     con.execute(
         f"INSERT OR REPLACE INTO {TABLE_MODEL_VERSIONS} VALUES (?, ?, ?, ?, ?, ?)",
         [

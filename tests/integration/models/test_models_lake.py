@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,9 @@ import pytest
 from cartpulse import duck
 from cartpulse.generate import generate_dataset
 from cartpulse.ingest import ingest_files
-from cartpulse.models.jobs import MODEL_NAMES, run_models
+from cartpulse.models.jobs import MODEL_NAMES
+from cartpulse.models.lake import ModelDataError
+from cartpulse.models.runner import run_models
 from cartpulse.settings import Settings, load_settings
 
 # Nine weeks: enough history for three weekly backtest origins of the 28-day horizon.
@@ -161,3 +165,31 @@ def test_versions_are_recorded_and_retraining_reproduces_them(
     finally:
         con.close()
     assert rows == [(n, v) for n in sorted(MODEL_NAMES) for v in ("v0001", "v0002")]
+
+
+def test_a_warehouse_held_by_another_process_is_a_clear_error(
+    settings: Settings, trained: list[dict[str, Any]]
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WAREHOUSE, str(settings.warehouse_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(ModelDataError, match="is another cartpulse process writing"):
+            run_models(settings, ["clv"], train=False, score=True)
+    finally:
+        holder.communicate("")
+    # Once it is released, the same run publishes.
+    assert run_models(settings, ["clv"], train=False, score=True)[0]["mart_rows"] > 0
+
+
+# A second process keeping the warehouse open for writing, as `cartpulse serve` does.
+HOLD_WAREHOUSE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""

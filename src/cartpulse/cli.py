@@ -385,12 +385,17 @@ def query(
 
 
 # Verbs that live in their own modules register themselves on `app`.
-from cartpulse import cli_bench, cli_email, cli_serve, cli_warehouse  # noqa: E402
+from cartpulse import (  # noqa: E402  (they need `app` defined above)
+    cli_bench,
+    cli_email,
+    cli_models,
+    cli_serve,
+)
 
 cli_email.register(app)
 cli_bench.register(app)
 cli_serve.register(app)
-cli_warehouse.register(app)
+cli_models.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,7 +12,7 @@ import typer
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 
-_SCENARIOS = ("ingest", "replay", "email-latency", "collector", "models")
+_SCENARIOS = ("ingest", "replay", "email-latency", "collector", "models", "models-ml")
 
 
 def bench(
@@ -25,7 +25,8 @@ def bench(
         typer.Option(
             "--scenario",
             "-s",
-            help="ingest, replay, email-latency, collector or models (repeatable). Default: all.",
+            help="ingest, replay, email-latency, collector, models or models-ml "
+            "(repeatable). Default: all.",
         ),
     ] = None,
     work: Annotated[
@@ -61,6 +62,8 @@ def bench(
 
     - models: the lake of the generated data → `cartpulse models run` (every mart and data
       test, then an incremental re-run) (target ≤ 60 s for 20.7 M events)
+    - models-ml: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
+      generated data, ingested once and kept; seconds per model and peak RSS
 
     Example, a quick run:
 
@@ -69,6 +72,7 @@ def bench(
     ctx: Context = typer_ctx.obj
     from cartpulse.bench.ingest import bench_ingest
     from cartpulse.bench.machine import machine_info
+    from cartpulse.bench.ml_models import bench_models as bench_ml_models
     from cartpulse.bench.models import bench_models
     from cartpulse.bench.replay import bench_replay
 
@@ -85,6 +89,7 @@ def bench(
         "email-latency": lambda _work, _events: bench_email_latency(),
         "collector": lambda w, n: bench_collector(w, n, soak_s=soak_s),
         "models": bench_models,
+        "models-ml": bench_ml_models,
     }
     results = []
     for name in chosen:

@@ -8,10 +8,7 @@ import typer
 
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
-
-models_app = typer.Typer(
-    help="Batch models over the lake: the dbt marts in warehouse.duckdb.", no_args_is_help=True
-)
+from cartpulse.cli_models import models_app  # `models run` joins train/score/list
 
 
 @models_app.command("run")
@@ -73,8 +70,3 @@ def models_run(
         output.print_summary(f"models run {run.status} in {settings.warehouse_path}", data)
     if not run.ok:
         fail(run.message or f"models run {run.status}", code=1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add `models` to the `cartpulse` command."""
-    app.add_typer(models_app, name="models")

@@ -156,6 +156,42 @@ class WarehouseSettings(_Section):
     """The dbt project; default: dbt/ of the source tree cartpulse runs from."""
 
 
+class ModelSettings(_Section):
+    """Customer lifetime value, demand forecast and purchase propensity (`cartpulse models`)."""
+
+    seed: int = Field(default=42, ge=0)
+    """Random seed of every model fit: same lake and settings, same models and scores."""
+    clv_horizon_months: int = Field(default=12, ge=1, le=120)
+    """CLV counts the purchases expected in this many months (of 30 days)."""
+    clv_monthly_discount: float = Field(default=0.01, ge=0.0, le=0.5)
+    """Monthly discount rate of future revenue in CLV (0.01 = 1 % a month)."""
+    forecast_horizons_days: tuple[int, ...] = (7, 14, 28)
+    """Forecast horizons in days; `mart_product_forecast` has one row per product and horizon."""
+    forecast_backtest_origins: int = Field(default=4, ge=1, le=52)
+    """Rolling-origin backtest: forecast origins, one week apart, before the last full horizon."""
+    forecast_interval: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Coverage of the forecast prediction intervals (0.8 = 10th to 90th percentile)."""
+    propensity_validation_share: float = Field(default=0.2, ge=0.05, le=0.5)
+    """Newest share of carted items held out to measure the propensity model."""
+    propensity_calibration_share: float = Field(default=0.2, ge=0.05, le=0.5)
+    """Share of carted items, just before the validation slice, used to calibrate probabilities."""
+    propensity_max_fit_rows: int = Field(default=1_000_000, ge=1_000)
+    """The newest this-many items of the fit slice are used to fit the trees (bounds time)."""
+    propensity_score_days: int = Field(default=7, ge=1, le=3_660)
+    """`mart_purchase_propensity` aggregates the items carted in the last this-many days."""
+    propensity_threads: int = Field(default=1, ge=1, le=256)
+    """OpenMP threads of gradient boosting; 1 is fastest when other work shares the cores."""
+
+    @field_validator("forecast_horizons_days")
+    @classmethod
+    def _sorted_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(h < 1 or h > 366 for h in value):
+            raise ValueError(
+                "must be one or more horizons between 1 and 366 days, e.g. [7, 14, 28]"
+            )
+        return tuple(sorted(set(value)))
+
+
 class Settings(BaseSettings):
     """Everything cartpulse can be configured with, validated at start."""
 
@@ -178,6 +214,7 @@ class Settings(BaseSettings):
     collector: CollectorSettings = CollectorSettings()
     log: LogSettings = LogSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    models: ModelSettings = ModelSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -214,6 +251,11 @@ class Settings(BaseSettings):
     def warehouse_path(self) -> Path:
         """The DuckDB file holding serving tables and marts."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        """Trained model versions: models/<name>/<version>/."""
+        return self.home / "models"
 
     @property
     def state_dir(self) -> Path:

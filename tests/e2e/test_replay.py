@@ -160,8 +160,15 @@ def test_sigkill_at_random_points_then_resume_gives_identical_outputs(tmp_path: 
     assert got_events.sort_by("_offset").equals(ref_events.sort_by("_offset"))
     assert carts(crashed) == carts(reference)
     assert sales(crashed) == sales(reference)
-    dq = "SELECT minute, reason, rows FROM dq_counts ORDER BY ALL"
-    assert warehouse(crashed, dq) == warehouse(reference, dq)
+    # Event-time counts must match minute for minute; quarantined rows are counted by the
+    # minute they were ingested (wall clock), which differs between the two runs.
+    by_minute = (
+        "SELECT minute, reason, rows FROM dq_counts "
+        "WHERE reason IN ('accepted', 'duplicate', 'zero_price', 'late_purchase') ORDER BY ALL"
+    )
+    assert warehouse(crashed, by_minute) == warehouse(reference, by_minute)
+    by_reason = "SELECT reason, sum(rows)::BIGINT AS rows FROM dq_counts GROUP BY 1 ORDER BY 1"
+    assert warehouse(crashed, by_reason) == warehouse(reference, by_reason)
 
 
 @pytest.mark.slow

@@ -1,0 +1,1 @@
+"""Models over the lake: customer lifetime value, demand forecast, purchase propensity."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 from cartpulse.cli_models import models_app  # `models run` joins train/score/list
+from cartpulse.settings import Settings
 
 
 @models_app.command("run")
@@ -36,7 +37,9 @@ def models_run(
     mart_product_performance, mart_rfm, mart_sessions and mart_exclusions. Events of
     bot-flagged users are left out (setting warehouse.exclude_bots) and counted, like
     quarantined rows, in mart_exclusions. Daily models are incremental: only lake partitions
-    that changed are rebuilt. Each run is recorded in the table models_runs. Examples:
+    that changed are rebuilt. Each run is recorded in the table models_runs. While
+    `cartpulse serve` runs, it owns the warehouse: this command asks it to build, and it also
+    rebuilds the marts every warehouse.interval_s. Examples:
 
       cartpulse models run
 
@@ -49,6 +52,9 @@ def models_run(
     from cartpulse.warehouse import NodeProgress, run_models
     from cartpulse.warehouse.project import check_ready
 
+    if running := guarded(ctx, lambda: _run_in_serve(settings, select)):
+        _report(settings, running, json_out)
+        return
     guarded(ctx, lambda: check_ready(settings))
     with output.count_progress("building models and tests", 0, quiet=json_out) as bar:
         task = bar.task_ids[0]
@@ -62,11 +68,22 @@ def models_run(
             )
 
         run = guarded(ctx, lambda: run_models(settings, select, on_progress, full_refresh))
-    data = run.as_dict()
+    _report(settings, run.as_dict(), json_out)
+
+
+def _run_in_serve(settings: Settings, select: list[str] | None) -> dict[str, Any] | None:
+    """While `serve` owns the warehouse, it builds the marts (None when no serve runs)."""
+    from cartpulse.serve.handle import call_running_serve
+
+    return call_running_serve(settings, "/v1/models/run", {"select": select}, timeout_s=3600)
+
+
+def _report(settings: Settings, data: dict[str, Any], json_out: bool) -> None:
+    """Print a run and exit 1 when it did not succeed."""
+    failures = data.pop("failures", None)
     if json_out:
-        output.print_json(data)
+        output.print_json(data | {"failures": failures})
     else:
-        data.pop("failures")
-        output.print_summary(f"models run {run.status} in {settings.warehouse_path}", data)
-    if not run.ok:
-        fail(run.message or f"models run {run.status}", code=1)
+        output.print_summary(f"models run {data['status']} in {settings.warehouse_path}", data)
+    if data["status"] != "success":
+        fail(data.get("message") or f"models run {data['status']}", code=1)

@@ -51,23 +51,33 @@ def running_serve(settings: Settings) -> dict[str, Any] | None:
 
 def query_running_serve(settings: Settings, sql: str) -> QueryResult | None:
     """Ask the running `serve` to run a read-only query; None if no `serve` runs."""
+    body = call_running_serve(settings, "/v1/query", {"sql": sql}, timeout_s=300)
+    if body is None:
+        return None
+    return QueryResult(body["columns"], [tuple(r) for r in body["rows"]])
+
+
+def call_running_serve(
+    settings: Settings, path: str, payload: dict[str, Any], timeout_s: float
+) -> dict[str, Any] | None:
+    """POST to the running `serve` with the admin token; None if no `serve` runs."""
     handle = running_serve(settings)
     if handle is None:
         return None
     request = urllib.request.Request(
-        f"{handle['url']}/v1/query",
-        data=json.dumps({"sql": sql}).encode(),
+        f"{handle['url']}{path}",
+        data=json.dumps(payload).encode(),
         headers={
             "Authorization": f"Bearer {admin_token(settings)}",
             "Content-Type": "application/json",
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            body = json.loads(response.read())
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            body: dict[str, Any] = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = json.loads(exc.read() or b"{}").get("detail", str(exc))
         raise QueryError(str(detail)) from None
     except urllib.error.URLError as exc:
         raise QueryError(f"cartpulse serve at {handle['url']} did not answer: {exc}") from None
-    return QueryResult(body["columns"], [tuple(r) for r in body["rows"]])
+    return body

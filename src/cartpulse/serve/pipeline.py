@@ -5,7 +5,8 @@ read-write DuckDB connection (other threads take cursors of it). Threads:
 
 - engine: follows the log, expires sessions on the clock, commits state + outputs + offset;
 - sender: delivers queued retargeting emails;
-- housekeeping: saves the collector's dedupe state and applies log retention.
+- housekeeping: saves the collector's dedupe state and applies log retention;
+- models: rebuilds the dbt marts every `warehouse.interval_s` (first run a few minutes in).
 
 Stopping (`shutdown`) is ordered: the HTTP server has already stopped accepting, so the log
 is complete; the engine then drains it, archives it to the lake and commits.
@@ -27,11 +28,16 @@ from cartpulse.log import EmbeddedEventLog, open_event_log
 from cartpulse.retarget.decide import Retargeter
 from cartpulse.retarget.smtp import SendReport, run_sender
 from cartpulse.settings import Settings
+from cartpulse.warehouse.runner import ModelsRun, run_models
+from cartpulse.warehouse.schedule import start_schedule
 from cartpulse.web.metrics import LiveStatus, Metrics
 
 log = logging.getLogger(__name__)
 
 _RETENTION_EVERY_S = 60.0
+#: The first scheduled marts build waits this long (or the interval, if shorter): a fresh
+#: serve has little in its lake yet, and its start-up should not compete with a build.
+_FIRST_MODELS_RUN_S = 300.0
 
 
 class Pipeline:
@@ -55,6 +61,9 @@ class Pipeline:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.engine_error: BaseException | None = None
+        self.last_models_run: ModelsRun | None = None
+        self._models_thread: threading.Thread | None = None
+        self._models_stop: threading.Event | None = None
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the warehouse for a request or a thread (close it after use)."""
@@ -72,6 +81,20 @@ class Pipeline:
             thread = threading.Thread(target=target, name=f"cartpulse-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        first_delay_s = min(self.settings.warehouse.interval_s, _FIRST_MODELS_RUN_S)
+        self._models_thread, self._models_stop = start_schedule(
+            self.settings, self._models_ran, first_delay_s
+        )
+
+    def run_models(self, select: list[str] | None = None) -> ModelsRun:
+        """Build the marts now, in this process (it owns the warehouse); waits for a running one."""
+        run = run_models(self.settings, select)
+        self._models_ran(run)
+        return run
+
+    def _models_ran(self, run: ModelsRun) -> None:
+        self.last_models_run = run
+        self.metrics.models_runs.labels(run.status).inc()
 
     def ready(self) -> tuple[bool, str]:
         """Can the pipeline take traffic: threads alive, engine not failed?"""
@@ -96,7 +119,16 @@ class Pipeline:
             carts = con.execute("SELECT count(*) FROM abandoned_carts").fetchone()
         finally:
             con.close()
+        last = self.last_models_run
+        models = {}
+        if last is not None:
+            models = {
+                "models_last_run_ok": float(last.ok),
+                "models_last_run_timestamp_seconds": last.started_at.timestamp(),
+                "models_last_run_seconds": float(last.elapsed_s or 0.0),
+            }
         return LiveStatus(
+            extra=models,
             log_end_offset=self.log.end_offset(),
             engine_offset=self.engine.offset,
             open_sessions=int(self.engine.state.sessions.sessions.num_rows),
@@ -107,8 +139,10 @@ class Pipeline:
     def shutdown(self) -> int:
         """Stop the threads, drain the log through the engine, archive, commit; events drained."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
+        if self._models_stop is not None:
+            self._models_stop.set()
+        for thread in [*self._threads, *([self._models_thread] if self._models_thread else [])]:
+            thread.join(timeout=600)  # a models build in progress finishes first
         drained = 0
         if self.engine_error is None:
             drained = self.engine.drain()

@@ -18,9 +18,12 @@ def run_periodically(
     stop: threading.Event,
     on_run: Callable[[ModelsRun], None] | None = None,
     interval_s: float | None = None,
+    first_delay_s: float = 0.0,
 ) -> None:
-    """Run the models now and then every interval until `stop` is set; failures are logged."""
+    """Run the models after `first_delay_s`, then every interval until `stop` is set."""
     wait_s = settings.warehouse.interval_s if interval_s is None else interval_s
+    if stop.wait(first_delay_s):
+        return
     while not stop.is_set():
         run = run_models(settings)
         if not run.ok:
@@ -33,12 +36,17 @@ def run_periodically(
 
 
 def start_schedule(
-    settings: Settings, on_run: Callable[[ModelsRun], None] | None = None
+    settings: Settings,
+    on_run: Callable[[ModelsRun], None] | None = None,
+    first_delay_s: float = 0.0,
 ) -> tuple[threading.Thread, threading.Event]:
     """Start `run_periodically` in a daemon thread; set the returned event to stop it."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=run_periodically, args=(settings, stop, on_run), name="models-schedule", daemon=True
+        target=run_periodically,
+        args=(settings, stop, on_run, None, first_delay_s),
+        name="models-schedule",
+        daemon=True,
     )
     thread.start()
     return thread, stop

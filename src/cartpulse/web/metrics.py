@@ -68,6 +68,12 @@ class Metrics:
         self.engine_events = Counter(
             "cartpulse_engine_events", "Events processed by the stream engine", registry=r
         )
+        self.models_runs = Counter(
+            "cartpulse_models_runs",
+            "Warehouse (dbt) builds by outcome: success, failed, error",
+            ["status"],
+            registry=r,
+        )
         r.register(_StatusCollector(status))
 
 

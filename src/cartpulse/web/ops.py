@@ -22,6 +22,12 @@ class QueryIn(BaseModel):
     sql: str = Field(max_length=100_000, examples=["SELECT count(*) FROM abandoned_carts"])
 
 
+class ModelsIn(BaseModel):
+    """A dbt selection (none: every model and test)."""
+
+    select: list[str] | None = None
+
+
 class QueryOut(BaseModel):
     """Column names and rows."""
 
@@ -48,18 +54,28 @@ def ops_router(pipeline: Pipeline, token: str) -> APIRouter:
         """Prometheus text format: events, quarantine reasons, latencies, lag, emails."""
         return Response(generate_latest(pipeline.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @router.post("/v1/query", response_model=QueryOut, include_in_schema=False)
-    async def query(body: QueryIn, authorization: str | None = Header(None)) -> JSONResponse:
-        """Run a read-only query for `cartpulse query` on this machine (admin token)."""
+    def admin(authorization: str | None) -> None:
         given = (authorization or "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, "this endpoint needs the home's admin token")
+
+    @router.post("/v1/query", response_model=QueryOut, include_in_schema=False)
+    async def query(body: QueryIn, authorization: str | None = Header(None)) -> JSONResponse:
+        """Run a read-only query for `cartpulse query` on this machine (admin token)."""
+        admin(authorization)
         try:
             check_read_only(body.sql)
             result = await run_in_threadpool(_run, pipeline, body.sql)
         except QueryError as exc:
             raise HTTPException(400, str(exc)) from None
         return JSONResponse(jsonable_encoder(result))
+
+    @router.post("/v1/models/run", include_in_schema=False)
+    async def models_run(body: ModelsIn, authorization: str | None = Header(None)) -> JSONResponse:
+        """Build the marts in this process for `cartpulse models run` (admin token)."""
+        admin(authorization)
+        run = await run_in_threadpool(pipeline.run_models, body.select)
+        return JSONResponse(jsonable_encoder(run.as_dict()))
 
     return router
 

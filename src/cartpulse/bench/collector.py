@@ -36,7 +36,7 @@ def bench_collector(
     events: int,
     seed: int = 42,
     soak_s: float = 0.0,
-    concurrency: int = 4,
+    concurrency: int = 1,
     batch_events: int = 5_000,
 ) -> dict[str, Any]:
     """Send up to 1 M generated events (then loop them for `soak_s` seconds) to a fresh serve."""

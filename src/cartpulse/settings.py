@@ -119,6 +119,10 @@ class CollectorSettings(_Section):
     """Largest request body accepted (after gzip is undone); bigger bodies get 413."""
     rate_limit_events_per_s: int = Field(default=1_000_000, ge=0)
     """Events per second each write key may send (bursts of one second's worth); 0 = no limit."""
+    user_rate_limit_events_per_s: float = Field(default=0.0, ge=0)
+    """Events per second each user_id may send (flood guard, docs/bots.md); 0 = no limit."""
+    user_rate_limit_burst_s: float = Field(default=10.0, gt=0, le=3_600)
+    """A user's bucket holds this many seconds of events, so a page load's burst passes."""
     max_lag_events: int = Field(default=5_000_000, ge=1_000)
     """Backpressure: 429 while the stream engine is this many events behind the log's end."""
     max_errors: int = Field(default=100, ge=0, le=10_000)

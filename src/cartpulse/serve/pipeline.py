@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from cartpulse.alerts.webhook import run_webhook
 from cartpulse.collector.intake import Intake
 from cartpulse.engine.runner import StepReport, StreamEngine
 from cartpulse.engine.store import ServingStore
@@ -68,6 +69,10 @@ class Pipeline:
             ("sender", lambda: run_sender(self.settings.smtp, cursor, self._stop, self._sent)),
             ("housekeeping", self._housekeeping),
         ]
+        if self.settings.bots.webhook_url is not None:
+            alerts = self.store.con.cursor()
+            stop = self._stop
+            targets.append(("webhook", lambda: run_webhook(self.settings.bots, alerts, stop)))
         for name, target in targets:
             thread = threading.Thread(target=target, name=f"cartpulse-{name}", daemon=True)
             thread.start()

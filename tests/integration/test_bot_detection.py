@@ -154,3 +154,28 @@ def test_report_of_flagged_users_in_the_real_rows(
     assert all(set(a["rule"].split(",")) <= RULES for a in alerts)
     # Bots are rare: a detector flagging more than 1 % of the users is broken, not vigilant.
     assert len({a["user_id"] for a in alerts}) <= max(1, users[0]["n"] // 100)
+
+
+def write_views(path: Path, first: int, count: int) -> Path:
+    """A crawler's views number first … first+count−1, exactly 4 s apart, as one CSV file."""
+    header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,"
+    lines = [header + "user_session"]
+    for i in range(first, first + count):
+        at = dt.datetime(2019, 10, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=4 * i)
+        lines.append(f"{at:%Y-%m-%d %H:%M:%S} UTC,view,{i},,,,1.0,5,crawl")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_detector_state_survives_restarts_and_alerts_once(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", fsync="never")
+    counts = []
+    for part in range(3):  # each replay is a new engine that loads the committed state
+        replay_files(settings, [write_views(tmp_path / f"part{part}.csv", 20 * part, 20)])
+        store = ServingStore(settings.warehouse_path)
+        try:
+            counts.append(rows(store, "SELECT count(*) AS n FROM bot_alerts")[0]["n"])
+        finally:
+            store.close()
+    # 19 gaps after the first file (below min_gaps), 39 after the second, one episode in all.
+    assert counts == [0, 1, 1]

@@ -9,12 +9,12 @@ CREATE OR REPLACE TEMP TABLE bot_ev AS
 SELECT user_id, epoch_us(event_time) AS t_us, event_type, product_id, user_session,
        lag(epoch_us(event_time)) OVER w AS prev_us, lag(product_id) OVER w AS prev_product,
        lag(event_type) OVER w AS prev_type, lag(user_session) OVER w AS prev_session,
-       row_number() OVER w AS seq
+       lead(user_id) OVER w IS NULL AS is_last
 FROM ev WHERE user_id IS NOT NULL
 WINDOW w AS (PARTITION BY user_id ORDER BY event_time, _offset);
 
 CREATE OR REPLACE TEMP TABLE bot_steps AS
-SELECT e.user_id, e.t_us, e.event_type, e.product_id, e.user_session, e.seq,
+SELECT e.user_id, e.t_us, e.event_type, e.product_id, e.user_session, e.is_last,
        e.t_us // 60_000_000 * 60_000_000 AS minute_us,
        e.t_us // 3_600_000_000 * 3_600_000_000 AS hour_us,
        e.t_us - coalesce(e.prev_us, s.last_us) AS gap_us,
@@ -80,8 +80,9 @@ WITH steps AS (
          coalesce(sum(gap_us / 1e6) FILTER (gap_us BETWEEN 0 AND {max_gap_us}), 0) AS gap_sum_s,
          coalesce(sum((gap_us / 1e6) ** 2) FILTER (gap_us BETWEEN 0 AND {max_gap_us}), 0)
            AS gap_sq_sum_s,
-         arg_max(product_id, seq) AS last_product, arg_max(event_type, seq) AS last_type,
-         arg_max(user_session, seq) AS last_session
+         any_value(product_id) FILTER (is_last) AS last_product,
+         any_value(event_type) FILTER (is_last) AS last_type,
+         any_value(user_session) FILTER (is_last) AS last_session
   FROM bot_steps GROUP BY user_id
 ), minutes AS (
   SELECT user_id, max(minute_us) AS minute_us, arg_max(events, minute_us) AS minute_events,
@@ -133,33 +134,36 @@ WITH joined AS (
          sqrt(greatest(gap_sq_sum_s / nullif(gaps, 0) - (gap_sum_s / nullif(gaps, 0)) ** 2, 0))
            / nullif(gap_sum_s / nullif(gaps, 0), 0) AS gap_cv
   FROM joined
+), checked AS (  -- rules are checked only for users with events in this batch
+  SELECT *, first_new_us IS NOT NULL AND batch_minute_peak >= {max_epm} AS r_epm,
+         first_new_us IS NOT NULL AND batch_session_peak >= {max_sph} AS r_sph,
+         first_new_us IS NOT NULL AND gaps >= {min_gaps} AND gap_cv <= {max_cv} AS r_pace,
+         first_new_us IS NOT NULL AND fast_carts >= {min_carts} AND fast_carts >= 0.5 * carts
+           AND events - carts <= {max_other} * carts AS r_carts,
+         first_new_us IS NOT NULL AND repeats >= {min_repeats}
+           AND repeats >= {max_repeat_share} * events AS r_repeats,
+         first_new_us IS NOT NULL AND coalesce(floods, false) AS r_share
+  FROM measured
 ), fired AS (
-  SELECT *, list_filter([
-      CASE WHEN batch_minute_peak >= {max_epm} THEN 'events_per_minute' END,
-      CASE WHEN batch_session_peak >= {max_sph} THEN 'sessions_per_hour' END,
-      CASE WHEN gaps >= {min_gaps} AND gap_cv <= {max_cv} THEN 'regular_pace' END,
-      CASE WHEN fast_carts >= {min_carts} AND fast_carts >= 0.5 * carts
-                AND events - carts <= {max_other} * carts THEN 'carts_without_views' END,
-      CASE WHEN repeats >= {min_repeats} AND repeats >= {max_repeat_share} * events
-           THEN 'replayed_events' END,
-      CASE WHEN floods THEN 'traffic_share' END], lambda r: r IS NOT NULL) AS rules
-  FROM measured WHERE first_new_us IS NOT NULL
+  SELECT *, concat_ws(',', CASE WHEN r_epm THEN 'events_per_minute' END,
+                      CASE WHEN r_sph THEN 'sessions_per_hour' END,
+                      CASE WHEN r_pace THEN 'regular_pace' END,
+                      CASE WHEN r_carts THEN 'carts_without_views' END,
+                      CASE WHEN r_repeats THEN 'replayed_events' END,
+                      CASE WHEN r_share THEN 'traffic_share' END) AS fired_rules
+  FROM checked
 )
-SELECT j.* EXCLUDE (alerted_until_us, floods, batch_minute_peak, batch_session_peak),
-       CASE WHEN len(f.rules) > 0 THEN j.last_us + {cooldown_us}
-            ELSE j.alerted_until_us END AS alerted_until_us,
-       f.rules AS fired_rules,
+SELECT * EXCLUDE (alerted_until_us, floods, batch_minute_peak, batch_session_peak),
+       CASE WHEN fired_rules <> '' THEN last_us + {cooldown_us}
+            ELSE alerted_until_us END AS alerted_until_us,
        greatest(  -- how far past its threshold the strongest fired rule is
-         CASE WHEN 'events_per_minute' = ANY(f.rules) THEN j.batch_minute_peak / {max_epm} END,
-         CASE WHEN 'sessions_per_hour' = ANY(f.rules) THEN j.batch_session_peak / {max_sph} END,
-         CASE WHEN 'regular_pace' = ANY(f.rules)
-              THEN least({max_cv} / greatest(f.gap_cv, 1e-3), 100) END,
-         CASE WHEN 'carts_without_views' = ANY(f.rules) THEN j.fast_carts / {min_carts} END,
-         CASE WHEN 'replayed_events' = ANY(f.rules)
-              THEN j.repeats / j.events / {max_repeat_share} END,
-         CASE WHEN 'traffic_share' = ANY(f.rules) THEN j.robust_z / {min_z} END) AS strength,
-       f.gap_cv, f.mean_gap_s
-FROM joined j LEFT JOIN fired f USING (user_id);
+         CASE WHEN r_epm THEN batch_minute_peak / {max_epm} END,
+         CASE WHEN r_sph THEN batch_session_peak / {max_sph} END,
+         CASE WHEN r_pace THEN least({max_cv} / greatest(gap_cv, 1e-3), 100) END,
+         CASE WHEN r_carts THEN fast_carts / {min_carts} END,
+         CASE WHEN r_repeats THEN repeats / events / {max_repeat_share} END,
+         CASE WHEN r_share THEN robust_z / {min_z} END) AS strength
+FROM fired;
 """
 
 MERGE_SQL = _STEPS_SQL + _BUCKETS_SQL + _BATCH_SQL + _MERGED_SQL
@@ -168,7 +172,7 @@ MERGE_SQL = _STEPS_SQL + _BUCKETS_SQL + _BATCH_SQL + _MERGED_SQL
 # batch's first event of theirs: the state's alerted_until_us is the one before the batch.
 ALERTS_SQL = """
 SELECT m.user_id, make_timestamp(m.last_us)::TIMESTAMPTZ AS detected_at,
-       array_to_string(m.fired_rules, ',') AS rule, round(m.strength, 3) AS score,
+       m.fired_rules AS rule, round(m.strength, 3) AS score,
        json_object(
          'events', m.events, 'views', m.views, 'carts', m.carts, 'fast_carts', m.fast_carts,
          'purchases', m.purchases, 'sessions', m.sessions, 'repeats', m.repeats,
@@ -180,7 +184,7 @@ SELECT m.user_id, make_timestamp(m.last_us)::TIMESTAMPTZ AS detected_at,
          'last_seen', strftime(make_timestamp(m.last_us), '%Y-%m-%dT%H:%M:%SZ')
        )::VARCHAR AS evidence
 FROM bot_merged m LEFT JOIN st_users s USING (user_id)
-WHERE len(m.fired_rules) > 0
+WHERE m.fired_rules <> ''
   AND (s.alerted_until_us IS NULL OR m.first_new_us > s.alerted_until_us)
 ORDER BY m.user_id
 """

@@ -99,6 +99,9 @@ class Pipeline:
                 con.execute("SELECT status, count(*) FROM retarget_messages GROUP BY 1").fetchall()
             )
             carts = con.execute("SELECT count(*) FROM abandoned_carts").fetchone()
+            alerts = con.execute(
+                "SELECT count(*), count(*) FILTER (status = 'queued') FROM bot_alert_outbox"
+            ).fetchone()
         finally:
             con.close()
         return LiveStatus(
@@ -107,6 +110,10 @@ class Pipeline:
             open_sessions=int(self.engine.state.sessions.sessions.num_rows),
             emails_by_status={str(k): int(v) for k, v in emails.items()},
             abandoned_carts=int(carts[0]) if carts else 0,
+            extra={
+                "bot_alerts": float(alerts[0]) if alerts else 0.0,
+                "bot_alerts_undelivered": float(alerts[1]) if alerts else 0.0,
+            },
         )
 
     def shutdown(self) -> int:

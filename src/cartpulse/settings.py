@@ -187,6 +187,15 @@ class BotSettings(_Section):
     webhook_max_attempts: int = Field(default=20, ge=1, le=1_000)
     """After this many failed attempts an alert is marked failed and left alone."""
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://ops.example.com/hook"
+            )
+        return value
+
 
 class Settings(BaseSettings):
     """Everything cartpulse can be configured with, validated at start."""

@@ -119,6 +119,10 @@ class CollectorSettings(_Section):
     """Largest request body accepted (after gzip is undone); bigger bodies get 413."""
     rate_limit_events_per_s: int = Field(default=1_000_000, ge=0)
     """Events per second each write key may send (bursts of one second's worth); 0 = no limit."""
+    user_rate_limit_events_per_s: float = Field(default=0.0, ge=0)
+    """Events per second each user_id may send (flood guard, docs/bots.md); 0 = no limit."""
+    user_rate_limit_burst_s: float = Field(default=10.0, gt=0, le=3_600)
+    """A user's bucket holds this many seconds of events, so a page load's burst passes."""
     max_lag_events: int = Field(default=5_000_000, ge=1_000)
     """Backpressure: 429 while the stream engine is this many events behind the log's end."""
     max_errors: int = Field(default=100, ge=0, le=10_000)
@@ -192,6 +196,58 @@ class ModelSettings(_Section):
         return tuple(sorted(set(value)))
 
 
+class BotSettings(_Section):
+    """Bot detection rules, alert episodes and the alert webhook (docs/bots.md)."""
+
+    enabled: bool = True
+    """Run the bot detector in the stream engine; off: no new `bot_alerts` rows."""
+    max_events_per_minute: int = Field(default=120, ge=1)
+    """`events_per_minute`: a user with this many events (purchases aside) in one minute."""
+    max_sessions_per_hour: int = Field(default=60, ge=1)
+    """`sessions_per_hour`: a user starting this many sessions in one hour."""
+    min_gaps: int = Field(default=30, ge=5)
+    """`regular_pace` needs at least this many gaps between a user's events."""
+    max_gap_cv: float = Field(default=0.3, gt=0, le=2)
+    """`regular_pace`: coefficient of variation of the gaps at or below this (humans: > 1)."""
+    max_gap_s: int = Field(default=7_200, ge=60)
+    """Gaps longer than this (a user coming back later) are left out of the pace."""
+    min_carts: int = Field(default=20, ge=1)
+    """`carts_without_views` needs at least this many fast carts (and at least half fast)."""
+    fast_cart_s: int = Field(default=5, ge=1)
+    """A cart this soon after the user's previous event is a fast cart."""
+    max_other_per_cart: float = Field(default=0.1, ge=0)
+    """`carts_without_views`: views, removes and purchases at or below this share of the carts."""
+    min_repeats: int = Field(default=20, ge=1)
+    """`replayed_events` needs this many events repeating the previous one within 1 s."""
+    max_repeat_share: float = Field(default=0.25, gt=0, le=1)
+    """`replayed_events`: repeats at or above this share of the user's events."""
+    min_hour_events: int = Field(default=600, ge=1)
+    """`traffic_share` needs at least this many events from the user in one hour."""
+    max_traffic_share: float = Field(default=0.05, gt=0, le=1)
+    """`traffic_share`: the user's share of the hour's events at or above this."""
+    min_robust_z: float = Field(default=10.0, gt=0)
+    """`traffic_share`: (user's hour events − median) / (1.4826·MAD + 1) at or above this."""
+    cooldown_s: int = Field(default=21_600, ge=60)
+    """One alert per episode: a new one only after the rules were quiet this long."""
+    state_ttl_s: int = Field(default=10_800, ge=600)
+    """A user idle this long (and out of cool-down) is forgotten."""
+    webhook_url: str | None = None
+    """Alerts are POSTed here as JSON (none: alerts stay in `bot_alerts` only)."""
+    webhook_secret: SecretStr | None = None
+    """Signs each webhook body: header `X-Cartpulse-Signature: sha256=<hex HMAC>`."""
+    webhook_max_attempts: int = Field(default=20, ge=1, le=1_000)
+    """After this many failed attempts an alert is marked failed and left alone."""
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://ops.example.com/hook"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     """Everything cartpulse can be configured with, validated at start."""
 
@@ -215,6 +271,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     models: ModelSettings = ModelSettings()
+    bots: BotSettings = BotSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -100,3 +100,14 @@ def test_secret_key_refuses_placeholders_without_echoing_them(
     monkeypatch.setenv("CARTPULSE_RETARGET__SECRET_KEY", good)
     key = load_settings().retarget.secret_key
     assert key is not None and key.get_secret_value() == good
+
+
+def test_bot_settings_from_env_and_a_bad_webhook_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTPULSE_BOTS__MAX_GAP_CV", "0.2")
+    monkeypatch.setenv("CARTPULSE_BOTS__WEBHOOK_URL", "https://ops.example.com/hook")
+    bots = load_settings().bots
+    assert bots.max_gap_cv == 0.2 and bots.webhook_url == "https://ops.example.com/hook"
+    monkeypatch.setenv("CARTPULSE_BOTS__WEBHOOK_URL", "ops.example.com/hook")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "bots.webhook_url" in str(err.value) and "http://" in str(err.value)

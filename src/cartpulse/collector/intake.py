@@ -104,14 +104,20 @@ class Intake:
             commit("collector-dedupe", offset)
 
     def accept(
-        self, body: bytes, source: str, admit: Callable[[int], None] | None = None
+        self,
+        body: bytes,
+        source: str,
+        admit: Callable[[int], None] | None = None,
+        admit_users: Callable[[pa.Array | pa.ChunkedArray], None] | None = None,
     ) -> Accepted:
         """Take one decoded request body; raises `BodyError` when it holds no JSON at all.
 
-        `admit(rows)` is called once the rows are counted and may raise to refuse them
-        (rate limits) before anything is stored.
+        `admit(rows)` and `admit_users(user_id column)` are called once the rows are parsed
+        and may raise to refuse them (rate limits) before anything is stored.
         """
         batch = parse_events(body, source)
+        if admit_users is not None:
+            admit_users(batch.data.column("user_id"))
         if admit is not None:
             admit(batch.rows)
         now = dt.datetime.now(dt.UTC)

@@ -16,9 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute
 
+from cartpulse.alerts.outbox import suppress_new_bots
 from cartpulse.engine.archive import stage_archive
 from cartpulse.engine.store import BatchOutputs, EngineState, ServingStore
 from cartpulse.log.base import EventLog
+from cartpulse.operators.bots import BotOperator
 from cartpulse.operators.dq import DQ_SCHEMA, event_dq_counts
 from cartpulse.operators.sales import SalesOperator
 from cartpulse.operators.sessions import SessionOperator
@@ -64,6 +66,7 @@ class StreamEngine:
         self.retargeter = retargeter
         self.sessions = SessionOperator(settings.session.timeout_s)
         self.sales = SalesOperator()
+        self.bots = BotOperator(settings.bots) if settings.bots.enabled else None
         self.lateness_us = settings.session.allowed_lateness_s * 1_000_000
         self.staging_root = settings.state_dir / "engine-staging"
         self.state: EngineState = store.load()
@@ -75,6 +78,8 @@ class StreamEngine:
         """Release operator resources (the store and log are closed by their owner)."""
         self.sessions.close()
         self.sales.close()
+        if self.bots is not None:
+            self.bots.close()
 
     @property
     def offset(self) -> int:
@@ -99,7 +104,9 @@ class StreamEngine:
             top = int(np.max(events.column("event_time").cast(pa.int64()).to_numpy()))
             cp.max_event_us = top if cp.max_event_us is None else max(cp.max_event_us, top)
         outputs, late = self._run_operators(events, before, now_us)
-        outputs.messages = self._decide(outputs.abandoned_carts)
+        outputs.messages = suppress_new_bots(
+            self._decide(outputs.abandoned_carts), outputs.bot_alerts
+        )
         cp.log_offset = piece.end
         archive_due = now_us is not None and self._archive_due()
         self._maybe_archive(force=archive_due)
@@ -211,7 +218,10 @@ class StreamEngine:
         self.state.sessions = sessions
         self.state.sales_windows = self.sales.close_windows(windows, watermark)
         dq = event_dq_counts(events, update.late_purchases_by_minute)
-        return BatchOutputs(carts, update.changed, dq), update.late_purchases
+        alerts = None
+        if self.bots is not None:
+            self.state.bots, alerts = self.bots.advance(self.state.bots, events, expire)
+        return BatchOutputs(carts, update.changed, dq, None, alerts), update.late_purchases
 
     def _maybe_archive(self, force: bool) -> None:
         cp = self.state.checkpoint

@@ -10,6 +10,8 @@ from typing import Any
 import pyarrow as pa
 
 from cartpulse import duck
+from cartpulse.alerts.outbox import ensure_alert_outbox, publish_alerts
+from cartpulse.operators.bots import BOT_STATE_SCHEMA, HOUR_TOTALS_SCHEMA, BotState
 from cartpulse.operators.sales import SALES_SCHEMA
 from cartpulse.operators.sessions import ITEM_STATE_SCHEMA, SESSION_STATE_SCHEMA, SessionState
 from cartpulse.retarget import outbox
@@ -68,6 +70,15 @@ CREATE TABLE IF NOT EXISTS engine.items (
   user_session VARCHAR, product_id BIGINT, net BIGINT, seen_at TIMESTAMPTZ, seen_offset BIGINT,
   price DOUBLE, brand VARCHAR, category_code VARCHAR
 );
+CREATE TABLE IF NOT EXISTS engine.bot_users (
+  user_id BIGINT, first_us BIGINT, last_us BIGINT, events BIGINT, views BIGINT, carts BIGINT,
+  fast_carts BIGINT, purchases BIGINT, repeats BIGINT, sessions BIGINT, gaps BIGINT,
+  gap_sum_s DOUBLE, gap_sq_sum_s DOUBLE, last_product BIGINT, last_type VARCHAR,
+  last_session VARCHAR, minute_us BIGINT, minute_events BIGINT, peak_minute_events BIGINT,
+  hour_us BIGINT, hour_events BIGINT, hour_sessions BIGINT, peak_hour_sessions BIGINT,
+  alerted_until_us BIGINT
+);
+CREATE TABLE IF NOT EXISTS engine.bot_hours (hour_us BIGINT, events BIGINT);
 CREATE TABLE IF NOT EXISTS engine.sales_windows (
   window_start TIMESTAMPTZ, product_id BIGINT, purchases BIGINT, revenue DOUBLE
 );
@@ -91,6 +102,7 @@ class EngineState:
     checkpoint: Checkpoint
     sessions: SessionState
     sales_windows: pa.Table
+    bots: BotState = field(default_factory=BotState.empty)
 
 
 @dataclass
@@ -102,6 +114,8 @@ class BatchOutputs:
     dq_counts: pa.Table
     messages: pa.Table | None = None
     """Retargeting decisions (outbox rows) for these abandoned carts."""
+    bot_alerts: pa.Table | None = None
+    """New `bot_alerts` rows (one per user per episode)."""
 
 
 class ServingStore:
@@ -113,6 +127,7 @@ class ServingStore:
         self.con = duck.connect(path)
         self.con.execute(_DDL)
         outbox.ensure_schema(self.con)
+        ensure_alert_outbox(self.con)
 
     def close(self) -> None:
         """Close the database file."""
@@ -132,7 +147,11 @@ class ServingStore:
         sessions = self._table("engine.sessions", SESSION_STATE_SCHEMA)
         items = self._table("engine.items", ITEM_STATE_SCHEMA)
         windows = self._table("engine.sales_windows", SALES_SCHEMA)
-        return EngineState(cp, SessionState(sessions, items), windows)
+        bots = BotState(
+            self._table("engine.bot_users", BOT_STATE_SCHEMA),
+            self._table("engine.bot_hours", HOUR_TOTALS_SCHEMA),
+        )
+        return EngineState(cp, SessionState(sessions, items), windows, bots)
 
     def commit(self, state: EngineState, outputs: BatchOutputs | None) -> None:
         """Write outputs, state and offsets in one transaction."""
@@ -144,6 +163,8 @@ class ServingStore:
             self._replace("engine.sessions", state.sessions.sessions)
             self._replace("engine.items", state.sessions.items)
             self._replace("engine.sales_windows", state.sales_windows)
+            self._replace("engine.bot_users", state.bots.users)
+            self._replace("engine.bot_hours", state.bots.hour_totals)
             cp = state.checkpoint
             con.execute(
                 "INSERT OR REPLACE INTO engine.checkpoint VALUES (?, ?, ?, ?, ?, now())",
@@ -170,6 +191,8 @@ class ServingStore:
             con.register("new_sales", out.sales_changed)
             con.execute("INSERT OR REPLACE INTO product_sales_minute SELECT * FROM new_sales")
             con.unregister("new_sales")
+        if out.bot_alerts is not None and out.bot_alerts.num_rows:
+            publish_alerts(con, out.bot_alerts)
         if out.messages is not None and out.messages.num_rows:
             outbox.enqueue(con, out.messages)
         if out.dq_counts.num_rows:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from cartpulse.alerts.webhook import run_webhook
 from cartpulse.collector.intake import Intake
 from cartpulse.engine.runner import StepReport, StreamEngine
 from cartpulse.engine.store import ServingStore
@@ -77,6 +78,10 @@ class Pipeline:
             ("sender", lambda: run_sender(self.settings.smtp, cursor, self._stop, self._sent)),
             ("housekeeping", self._housekeeping),
         ]
+        if self.settings.bots.webhook_url is not None:
+            alerts = self.store.con.cursor()
+            stop = self._stop
+            targets.append(("webhook", lambda: run_webhook(self.settings.bots, alerts, stop)))
         for name, target in targets:
             thread = threading.Thread(target=target, name=f"cartpulse-{name}", daemon=True)
             thread.start()
@@ -117,10 +122,13 @@ class Pipeline:
                 con.execute("SELECT status, count(*) FROM retarget_messages GROUP BY 1").fetchall()
             )
             carts = con.execute("SELECT count(*) FROM abandoned_carts").fetchone()
+            alerts = con.execute(
+                "SELECT count(*), count(*) FILTER (status = 'queued') FROM bot_alert_outbox"
+            ).fetchone()
         finally:
             con.close()
         last = self.last_models_run
-        models = {}
+        models: dict[str, float] = {}
         if last is not None:
             models = {
                 "models_last_run_ok": float(last.ok),
@@ -128,12 +136,16 @@ class Pipeline:
                 "models_last_run_seconds": float(last.elapsed_s or 0.0),
             }
         return LiveStatus(
-            extra=models,
             log_end_offset=self.log.end_offset(),
             engine_offset=self.engine.offset,
             open_sessions=int(self.engine.state.sessions.sessions.num_rows),
             emails_by_status={str(k): int(v) for k, v in emails.items()},
             abandoned_carts=int(carts[0]) if carts else 0,
+            extra={
+                "bot_alerts": float(alerts[0]) if alerts else 0.0,
+                "bot_alerts_undelivered": float(alerts[1]) if alerts else 0.0,
+                **models,
+            },
         )
 
     def shutdown(self) -> int:

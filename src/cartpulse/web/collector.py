@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
+import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cartpulse.collector.intake import Intake
-from cartpulse.collector.ratelimit import RateLimiter, retry_after_header
+from cartpulse.collector.ratelimit import RateLimiter, events_per_user, retry_after_header
 from cartpulse.settings import CollectorSettings
 from cartpulse.sources.http import BodyError, BodyTooLargeError, decode_body
 from cartpulse.web.metrics import Metrics
@@ -102,6 +103,7 @@ def collector_router(
     """The collector's routes for one intake."""
     router = APIRouter(tags=["collector"])
     limiter = RateLimiter(cfg.rate_limit_events_per_s)
+    user_limiter = RateLimiter(cfg.user_rate_limit_events_per_s, cfg.user_rate_limit_burst_s)
     keys = [(k.encode(), _key_id(k)) for k in cfg.write_keys]
 
     @router.post(
@@ -144,9 +146,21 @@ def collector_router(
             if wait_s > 0:
                 raise RateLimitedError(wait_s, f"write key {key_id} is over its rate limit")
 
+        def admit_users(user_ids: pa.Array | pa.ChunkedArray) -> None:
+            wait_s, user = user_limiter.take_all(events_per_user(user_ids))
+            if wait_s > 0:
+                metrics.events_user_limited.inc(len(user_ids))
+                raise RateLimitedError(wait_s, f"user_id {user} is over its rate limit")
+
         try:
             decoded = decode_body(body, request.headers.get("content-encoding"), cfg.max_body_bytes)
-            result = await run_in_threadpool(intake.accept, decoded, f"http:{key_id}", admit)
+            result = await run_in_threadpool(
+                intake.accept,
+                decoded,
+                f"http:{key_id}",
+                admit,
+                admit_users if user_limiter.rate > 0 else None,
+            )
         except BodyTooLargeError as exc:
             raise HTTPException(413, str(exc)) from None
         except BodyError as exc:

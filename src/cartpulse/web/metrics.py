@@ -47,6 +47,11 @@ class Metrics:
         self.events_duplicate = Counter(
             "cartpulse_events_duplicate", "Exact duplicates the collector dropped", registry=r
         )
+        self.events_user_limited = Counter(
+            "cartpulse_events_user_limited",
+            "Rows refused with 429 because a user_id was over its rate limit",
+            registry=r,
+        )
         self.requests = Counter(
             "cartpulse_collector_requests",
             "Collector requests by status code",

@@ -1,0 +1,1 @@
+"""Bot alerts: the outbox and its webhook delivery."""

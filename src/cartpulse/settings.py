@@ -57,6 +57,8 @@ class EngineSettings(_Section):
     """How often a quiet engine wakes up to expire idle sessions on the processing clock."""
     archive_interval_s: int = Field(default=60, ge=1, le=86_400)
     """Live mode: events reach the lake at least this often, even below a full row group."""
+    live_threads: int = Field(default=1, ge=1, le=256)
+    """DuckDB threads of the engine under `serve`, leaving the other cores to the collector."""
 
 
 class SmtpSettings(_Section):

@@ -37,7 +37,7 @@ def bench_collector(
     seed: int = 42,
     soak_s: float = 0.0,
     concurrency: int = 1,
-    batch_events: int = 5_000,
+    batch_events: int = 4_000,
 ) -> dict[str, Any]:
     """Send up to 1 M generated events (then loop them for `soak_s` seconds) to a fresh serve."""
     source = ensure_parquet(work, events, seed)

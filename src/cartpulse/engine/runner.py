@@ -81,6 +81,14 @@ class StreamEngine:
         if self.bots is not None:
             self.bots.close()
 
+    def limit_threads(self, threads: int) -> None:
+        """Cap the DuckDB threads of the engine's connections (under `serve`, to share cores)."""
+        cons = [self.store.con, self.sessions.connection, self.sales.connection]
+        if self.bots is not None:
+            cons.append(self.bots.connection)
+        for con in cons:
+            con.execute(f"SET threads = {int(threads)}")
+
     @property
     def offset(self) -> int:
         """The next log offset to process."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from cartpulse import duck
@@ -87,6 +88,11 @@ class BotOperator:
     def __init__(self, rules: BotSettings) -> None:
         self.rules = rules
         self._con = duck.connect()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The operator's own DuckDB connection (settings such as threads apply to it)."""
+        return self._con
 
     def close(self) -> None:
         """Release the DuckDB connection."""

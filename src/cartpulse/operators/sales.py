@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute
 
@@ -46,6 +47,11 @@ class SalesOperator:
 
     def __init__(self) -> None:
         self._con = duck.connect()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The operator's own DuckDB connection (settings such as threads apply to it)."""
+        return self._con
 
     def close(self) -> None:
         """Release the DuckDB connection."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from cartpulse import duck
@@ -91,6 +92,11 @@ class SessionOperator:
     def __init__(self, timeout_s: int) -> None:
         self.timeout_us = timeout_s * 1_000_000
         self._con = duck.connect()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The operator's own DuckDB connection (settings such as threads apply to it)."""
+        return self._con
 
     def close(self) -> None:
         """Release the DuckDB connection."""

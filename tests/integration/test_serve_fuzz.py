@@ -31,6 +31,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
             text=True,
             timeout=300,
             check=False,
+            cwd=tmp_path,  # schemathesis keeps a cache in its working directory
         )
         log = server.output()
     report = proc.stdout + proc.stderr

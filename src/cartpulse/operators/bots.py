@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
-from cartpulse import duck
+from cartpulse.operators.base import DuckOperator
 from cartpulse.operators.bots_sql import ALERTS_SQL, MERGE_SQL
 from cartpulse.settings import BotSettings
 
@@ -82,21 +81,12 @@ class BotState:
         return int(self.users.nbytes + self.hour_totals.nbytes)
 
 
-class BotOperator:
+class BotOperator(DuckOperator):
     """Runs the bot rules over Arrow tables with an in-memory DuckDB (no I/O)."""
 
     def __init__(self, rules: BotSettings) -> None:
         self.rules = rules
-        self._con = duck.connect()
-
-    @property
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """The operator's own DuckDB connection (settings such as threads apply to it)."""
-        return self._con
-
-    def close(self) -> None:
-        """Release the DuckDB connection."""
-        self._con.close()
+        super().__init__()
 
     def advance(
         self, state: BotState, events: pa.Table, now_us: int | None

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute
 
-from cartpulse import duck
+from cartpulse.operators.base import DuckOperator
 
 WINDOW_US = 60_000_000
 
@@ -42,20 +41,8 @@ class SalesUpdate:
         return int(pa.compute.sum(self.late_purchases_by_minute.column("rows")).as_py() or 0)
 
 
-class SalesOperator:
+class SalesOperator(DuckOperator):
     """Folds purchases into open windows (in-memory DuckDB, no I/O)."""
-
-    def __init__(self) -> None:
-        self._con = duck.connect()
-
-    @property
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """The operator's own DuckDB connection (settings such as threads apply to it)."""
-        return self._con
-
-    def close(self) -> None:
-        """Release the DuckDB connection."""
-        self._con.close()
 
     def advance(
         self, windows: pa.Table, events: pa.Table, closed_before_us: int | None

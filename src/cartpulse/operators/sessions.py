@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
-from cartpulse import duck
+from cartpulse.operators.base import DuckOperator
 
 SESSION_STATE_SCHEMA = pa.schema(
     [
@@ -86,21 +85,12 @@ class SessionState:
         return int(self.sessions.nbytes + self.items.nbytes)
 
 
-class SessionOperator:
+class SessionOperator(DuckOperator):
     """Runs the session rules over Arrow tables with an in-memory DuckDB (no I/O)."""
 
     def __init__(self, timeout_s: int) -> None:
         self.timeout_us = timeout_s * 1_000_000
-        self._con = duck.connect()
-
-    @property
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """The operator's own DuckDB connection (settings such as threads apply to it)."""
-        return self._con
-
-    def close(self) -> None:
-        """Release the DuckDB connection."""
-        self._con.close()
+        super().__init__()
 
     def advance(
         self, state: SessionState, events: pa.Table, expire_before_us: int | None

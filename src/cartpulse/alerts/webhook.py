@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import duckdb
 
 from cartpulse.alerts.outbox import QueuedAlert, due_alerts, mark_delivered, mark_retry
+from cartpulse.delivery_loop import deliver_until_stopped
 from cartpulse.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -128,12 +129,9 @@ def run_webhook(
         return
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     sender = WebhookSender(settings.webhook_url, secret)
-    while not stop.is_set():
-        try:
-            report = deliver_due(con, sender, settings.webhook_max_attempts)
-        except Exception:  # a DB hiccup must not end alert delivery
-            log.exception("alert_webhook_loop_error")
-            stop.wait(1.0)
-            continue
-        if report.delivered + report.retried + report.failed == 0:
-            stop.wait(idle_s)
+
+    def deliver_once() -> int:
+        report = deliver_due(con, sender, settings.webhook_max_attempts)
+        return report.delivered + report.retried + report.failed
+
+    deliver_until_stopped("alert_webhook", stop, deliver_once, idle_s)

@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 
 import duckdb
 
+from cartpulse.delivery_loop import deliver_until_stopped
 from cartpulse.retarget import outbox
 from cartpulse.retarget.outbox import OutboxRow, RetryPolicy
 from cartpulse.settings import SmtpSettings
@@ -389,17 +390,14 @@ def run_sender(
 ) -> None:
     """Deliver due messages until `stop` is set (live mode: `serve` and the latency bench)."""
     sender = SmtpSender(settings)
+
+    def send_once() -> int:
+        report = send_due(con, sender, limit=500)
+        if on_report is not None:
+            on_report(report)
+        return report.sent + report.failed + report.retried
+
     try:
-        while not stop.is_set():
-            try:
-                report = send_due(con, sender, limit=500)
-            except Exception:  # a bad row or a DB hiccup must not end email delivery
-                log.exception("sender_loop_error")
-                stop.wait(1.0)
-                continue
-            if on_report is not None:
-                on_report(report)
-            if report.sent + report.failed + report.retried == 0:
-                stop.wait(idle_s)
+        deliver_until_stopped("sender", stop, send_once, idle_s)
     finally:
         sender.close()

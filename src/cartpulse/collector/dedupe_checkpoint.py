@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from cartpulse.log.base import EventLog
 from cartpulse.quality.dedupe import DedupeState, dedupe, event_times_us, row_keys
-from cartpulse.sinks.staging import fsync_dir
+from cartpulse.sinks.staging import parquet_bytes, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,10 @@ class DedupeCheckpoint:
         self.window_s = window_s
 
     def save(self, state: DedupeState, offset: int) -> None:
-        """Write the state atomically (temp file, fsync, rename)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the state atomically (temp file, fsync, rename, fsync of the folder)."""
         table = pa.table({"key": state.keys, "time_us": state.times_us})
         meta = {b"offset": str(offset).encode(), b"max_time_us": str(state.max_time_us).encode()}
-        table = table.replace_schema_metadata(meta)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        pq.write_table(table, str(tmp), compression="zstd")
-        tmp.replace(self.path)
-        fsync_dir(self.path.parent)
+        write_atomic(self.path, parquet_bytes(table.replace_schema_metadata(meta)))
 
     def restore(self, event_log: EventLog) -> DedupeState:
         """The saved state plus every event appended to the log after it."""

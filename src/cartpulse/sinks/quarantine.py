@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cartpulse.schema import QUARANTINE_SCHEMA
-from cartpulse.sinks.staging import fsync_dir
+from cartpulse.sinks.staging import parquet_bytes, write_atomic
 
 
 def write_quarantine(
@@ -21,16 +19,8 @@ def write_quarantine(
     if rows.num_rows == 0:
         return None
     folder = quarantine_dir / f"ingest_date={ingested_at.date().isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{name}.parquet"
-    tmp = folder / f".{final.name}.tmp"
-    pq.write_table(rows.cast(QUARANTINE_SCHEMA), str(tmp), compression="zstd")
-    if fsync:
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-    tmp.replace(final)
-    if fsync:
-        fsync_dir(folder)
+    write_atomic(final, parquet_bytes(rows.cast(QUARANTINE_SCHEMA)), fsync=fsync)
     return final
 
 

@@ -14,6 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +41,13 @@ def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
     tmp.replace(path)
     if fsync:
         fsync_dir(path.parent)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A table as the bytes of a zstd Parquet file (for `write_atomic`)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
 
 
 class Commits:

@@ -99,9 +99,7 @@ class Intake:
 
     def log_commit(self, offset: int) -> None:
         """Retention must keep the log from `offset` on: the dedupe state is rebuilt from it."""
-        commit = getattr(self.log, "commit", None)
-        if commit is not None:
-            commit("collector-dedupe", offset)
+        self.log.commit("collector-dedupe", offset)
 
     def accept(
         self,

@@ -202,7 +202,7 @@ def _key_id(key: str) -> str:
 async def _read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused with 413 as soon as it is known to be too large."""
     declared = request.headers.get("content-length")
-    too_large = f"body is larger than {max_bytes:,} bytes (collector.max_body_bytes)"
+    too_large = str(BodyTooLargeError(max_bytes))
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, too_large)
     chunks, size = [], 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import threading
 import time
 import urllib.error
@@ -20,12 +19,7 @@ from cartpulse.retarget.decide import home_secret
 from cartpulse.retarget.tokens import sign
 from cartpulse.settings import Settings, load_settings
 from cartpulse.web.app import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serve_process import free_port
 
 
 @pytest.fixture

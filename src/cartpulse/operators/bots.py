@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from cartpulse.operators.base import DuckOperator
 from cartpulse.operators.bots_sql import ALERTS_SQL, MERGE_SQL
+from cartpulse.operators.bots_steps import user_steps
 from cartpulse.settings import BotSettings
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -101,7 +102,7 @@ class BotOperator(DuckOperator):
         con = self._con
         con.register("st_users", state.users)
         con.register("st_hours", state.hour_totals)
-        con.register("ev", events.select(_EVENT_COLUMNS))
+        con.register("bot_ev", user_steps(events.select(_EVENT_COLUMNS)))
         try:
             con.execute(MERGE_SQL.format(**self._params()))
             alerts = con.sql(ALERTS_SQL.format(**self._params())).to_arrow_table()
@@ -115,7 +116,7 @@ class BotOperator(DuckOperator):
                 f"SELECT * FROM bot_hours WHERE hour_us + 7_200_000_000 >= {bound}"
             ).to_arrow_table()
         finally:
-            for name in ("st_users", "st_hours", "ev"):
+            for name in ("st_users", "st_hours", "bot_ev"):
                 con.unregister(name)
         return (
             BotState(users.cast(BOT_STATE_SCHEMA), hours.cast(HOUR_TOTALS_SCHEMA)),

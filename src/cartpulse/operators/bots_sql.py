@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-# Steps of each user's events in order, each with what came just before it (in the batch, or
-# the user's last event from the state): gap, same-second repeat, session switch.
+# Steps of each user's events in order (`bot_ev`, from `bots_steps.user_steps`), each with what
+# came just before it (in the batch, or the user's last event from the state): gap, same-second
+# repeat, session switch.
 _STEPS_SQL = """
-CREATE OR REPLACE TEMP TABLE bot_ev AS
-SELECT user_id, epoch_us(event_time) AS t_us, event_type, product_id, user_session,
-       lag(epoch_us(event_time)) OVER w AS prev_us, lag(product_id) OVER w AS prev_product,
-       lag(event_type) OVER w AS prev_type, lag(user_session) OVER w AS prev_session,
-       lead(user_id) OVER w IS NULL AS is_last
-FROM ev WHERE user_id IS NOT NULL
-WINDOW w AS (PARTITION BY user_id ORDER BY event_time, _offset);
-
 CREATE OR REPLACE TEMP TABLE bot_steps AS
 SELECT e.user_id, e.t_us, e.event_type, e.product_id, e.user_session, e.is_last,
        e.t_us // 60_000_000 * 60_000_000 AS minute_us,

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +73,14 @@ class StreamEngine:
         self.state: EngineState = store.load()
         self._last_archive = time.monotonic()
         self._clock_anchor: tuple[int, float] | None = None
+        # Bot rules and archive encoding run beside the session operator: each works on its own
+        # DuckDB connection or file, and DuckDB and Arrow release the GIL while they compute.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="engine-op")
         self._recover()
 
     def close(self) -> None:
         """Release operator resources (the store and log are closed by their owner)."""
+        self._pool.shutdown(wait=True)
         self.sessions.close()
         self.sales.close()
         if self.bots is not None:
@@ -111,13 +116,15 @@ class StreamEngine:
         if piece.num_rows:
             top = int(np.max(events.column("event_time").cast(pa.int64()).to_numpy()))
             cp.max_event_us = top if cp.max_event_us is None else max(cp.max_event_us, top)
+        archive_due = now_us is not None and self._archive_due()
+        archived = self._start_archive(piece.end, force=archive_due)
         outputs, late = self._run_operators(events, before, now_us)
         outputs.messages = suppress_new_bots(
             self._decide(outputs.abandoned_carts), outputs.bot_alerts
         )
         cp.log_offset = piece.end
-        archive_due = now_us is not None and self._archive_due()
-        self._maybe_archive(force=archive_due)
+        if archived is not None:
+            self._finish_archive(archived.result(), piece.end)
         self.store.commit(self.state, outputs)
         self._apply_moves()
         return StepReport(
@@ -221,33 +228,47 @@ class StreamEngine:
     ) -> tuple[BatchOutputs, int]:
         watermark = self.watermark_us()
         expire = watermark if now_us is None else max(watermark or now_us, now_us)
+        bots = None
+        if self.bots is not None:
+            bots = self._pool.submit(self.bots.advance, self.state.bots, events, expire)
         sessions, carts = self.sessions.advance(self.state.sessions, events, expire)
         windows, update = self.sales.advance(self.state.sales_windows, events, before_us)
         self.state.sessions = sessions
         self.state.sales_windows = self.sales.close_windows(windows, watermark)
         dq = event_dq_counts(events, update.late_purchases_by_minute)
         alerts = None
-        if self.bots is not None:
-            self.state.bots, alerts = self.bots.advance(self.state.bots, events, expire)
+        if bots is not None:
+            self.state.bots, alerts = bots.result()
         return BatchOutputs(carts, update.changed, dq, None, alerts), update.late_purchases
 
     def _maybe_archive(self, force: bool) -> None:
+        staged = self._start_archive(self.state.checkpoint.log_offset, force)
+        if staged is not None:
+            self._finish_archive(staged.result(), self.state.checkpoint.log_offset)
+
+    def _start_archive(self, end: int, force: bool) -> Future[list[tuple[Path, Path]]] | None:
+        """Stage events up to `end` in the background when a file's worth (or `force`) is due."""
         cp = self.state.checkpoint
-        pending = cp.log_offset - cp.archived_offset
+        pending = end - cp.archived_offset
         if pending <= 0 or (not force and pending < self.settings.ingest.row_group_rows):
-            return
+            return None
         staging = self.staging_root / uuid.uuid4().hex[:12]
         cfg = self.settings.ingest
-        moves = stage_archive(
+        return self._pool.submit(
+            stage_archive,
             self.log,
             cp.archived_offset,
-            cp.log_offset,
+            end,
             staging,
             cfg.row_group_rows,
             cfg.compression,
         )
+
+    def _finish_archive(self, moves: list[tuple[Path, Path]], end: int) -> None:
+        """Record staged files as moves for the next commit."""
+        cp = self.state.checkpoint
         cp.pending_moves = [(str(s), str(self.settings.home / rel)) for s, rel in moves]
-        cp.archived_offset = cp.log_offset
+        cp.archived_offset = end
         self._last_archive = time.monotonic()
 
     def _apply_moves(self) -> None:

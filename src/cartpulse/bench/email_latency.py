@@ -95,20 +95,27 @@ def _run_live(
 
 
 def _sessions(carts: int, spread_s: float) -> pa.Table:
-    """One cart per session; the last events are spread so expiries fall over `spread_s`."""
+    """One cart per session; the last events are spread so expiries fall over `spread_s`.
+
+    The carts went quiet almost a timeout ago, and one visitor's view at the current time
+    follows them: the engine's processing clock follows the newest event, as it does in a shop
+    whose traffic goes on while these carts wait.
+    """
     now = time.time()
     offsets = np.linspace(1.0, 1.0 + spread_s, carts)
     times = [dt.datetime.fromtimestamp(now - TIMEOUT_S + o, dt.UTC) for o in offsets]
-    users = np.arange(_FIRST_USER, _FIRST_USER + carts)
+    times.append(dt.datetime.fromtimestamp(now, dt.UTC))
+    users = np.arange(_FIRST_USER, _FIRST_USER + carts + 1)  # the last one only views
+    rows = carts + 1
     return pa.table(
         {
             "event_time": pa.array(times, pa.timestamp("us", tz="UTC")),
-            "event_type": ["cart"] * carts,
-            "product_id": pa.array(np.full(carts, 5_500_731), pa.int64()),
-            "category_id": pa.nulls(carts, pa.int64()),
-            "category_code": pa.nulls(carts, pa.string()),
-            "brand": pa.array(["runail"] * carts, pa.string()),
-            "price": pa.array(np.full(carts, 12.5)),
+            "event_type": ["cart"] * carts + ["view"],
+            "product_id": pa.array(np.full(rows, 5_500_731), pa.int64()),
+            "category_id": pa.nulls(rows, pa.int64()),
+            "category_code": pa.nulls(rows, pa.string()),
+            "brand": pa.array(["runail"] * rows, pa.string()),
+            "price": pa.array(np.full(rows, 12.5)),
             "user_id": pa.array(users, pa.int64()),
             "user_session": pa.array([f"bench-{u}" for u in users], pa.string()),
         },

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,7 @@ from cartpulse.sinks.staging import apply_moves
 log = logging.getLogger(__name__)
 
 _FLUSH_ALL_US = 2**62
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -76,6 +78,7 @@ class StreamEngine:
         # Bot rules and archive encoding run beside the session operator: each works on its own
         # DuckDB connection or file, and DuckDB and Arrow release the GIL while they compute.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="engine-op")
+        self._parallel = True
         self._recover()
 
     def close(self) -> None:
@@ -87,7 +90,11 @@ class StreamEngine:
             self.bots.close()
 
     def limit_threads(self, threads: int) -> None:
-        """Cap the DuckDB threads of the engine's connections (under `serve`, to share cores)."""
+        """Cap the DuckDB threads of the engine's connections (under `serve`, to share cores).
+
+        With one thread, the operators also run one after the other instead of side by side.
+        """
+        self._parallel = threads > 1
         cons = [self.store.con, self.sessions.connection, self.sales.connection]
         if self.bots is not None:
             cons.append(self.bots.connection)
@@ -230,7 +237,7 @@ class StreamEngine:
         expire = watermark if now_us is None else max(watermark or now_us, now_us)
         bots = None
         if self.bots is not None:
-            bots = self._pool.submit(self.bots.advance, self.state.bots, events, expire)
+            bots = self._spawn(self.bots.advance, self.state.bots, events, expire)
         sessions, carts = self.sessions.advance(self.state.sessions, events, expire)
         windows, update = self.sales.advance(self.state.sales_windows, events, before_us)
         self.state.sessions = sessions
@@ -254,7 +261,7 @@ class StreamEngine:
             return None
         staging = self.staging_root / uuid.uuid4().hex[:12]
         cfg = self.settings.ingest
-        return self._pool.submit(
+        return self._spawn(
             stage_archive,
             self.log,
             cp.archived_offset,
@@ -263,6 +270,17 @@ class StreamEngine:
             cfg.row_group_rows,
             cfg.compression,
         )
+
+    def _spawn(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Run `fn` on the operator pool, or at once when the engine is limited to one thread."""
+        if self._parallel:
+            return self._pool.submit(fn, *args)
+        done: Future[_T] = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as exc:  # raised again by .result(), in the caller's thread
+            done.set_exception(exc)
+        return done
 
     def _finish_archive(self, moves: list[tuple[Path, Path]], end: int) -> None:
         """Record staged files as moves for the next commit."""

@@ -274,8 +274,10 @@ pos AS (
 ),
 carts AS (
   SELECT user_session, seg,
-         list(struct_pack(product_id := product_id, count := net, price := price, brand := brand,
-                          category_code := category_code) ORDER BY product_id) AS items,
+         -- product_id leads the struct and is unique in a cart: sorting the structs orders by
+         -- it, at half the cost of an ordered aggregate
+         list_sort(list(struct_pack(product_id := product_id, count := net, price := price,
+                                    brand := brand, category_code := category_code))) AS items,
          sum(net)::BIGINT AS item_count,
          -- exact decimal sum: the value must not depend on aggregation order
          sum(net * price::DECIMAL(38, 6))::DOUBLE AS cart_value

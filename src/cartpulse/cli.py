@@ -65,6 +65,7 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
     from cartpulse.ingest import IngestError
     from cartpulse.query import QueryError
     from cartpulse.serve import ServeError
+    from cartpulse.sinks.postgres.connect import PostgresError
     from cartpulse.sources.base import SourceError
 
     try:
@@ -77,6 +78,7 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
         ReplayError,
         ServeError,
         SendError,
+        PostgresError,
         ValueError,
         OSError,
     ) as exc:
@@ -390,12 +392,14 @@ from cartpulse import (  # noqa: E402  (they need `app` defined above)
     cli_email,
     cli_models,
     cli_serve,
+    cli_serving,
 )
 
 cli_email.register(app)
 cli_bench.register(app)
 cli_serve.register(app)
 cli_models.register(app)
+cli_serving.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -28,7 +28,9 @@ def serve(
     from collector.write_keys (CARTPULSE_COLLECTOR__WRITE_KEYS=key1,key2); without one, a key
     is generated in HOME/state/write.key. Stop with Ctrl-C or SIGTERM: the server stops
     accepting, the engine drains what was acknowledged, archives it and commits. While serve
-    runs, `cartpulse query` is answered by it. Examples:
+    runs, `cartpulse query` is answered by it. With log.backend = "kafka" the event log is a
+    Kafka topic (docs/kafka.md); with serving.postgres_dsn set, serving tables and marts are
+    mirrored to PostgreSQL live (docs/serving-postgres.md). Examples:
 
       CARTPULSE_COLLECTOR__WRITE_KEYS=s3cret cartpulse serve --port 8000
 

@@ -37,7 +37,8 @@ def models_run(
     mart_product_performance, mart_rfm, mart_sessions and mart_exclusions. Events of
     bot-flagged users are left out (setting warehouse.exclude_bots) and counted, like
     quarantined rows, in mart_exclusions. Daily models are incremental: only lake partitions
-    that changed are rebuilt. Each run is recorded in the table models_runs. While
+    that changed are rebuilt. Each run is recorded in the table models_runs. With
+    serving.postgres_dsn set, the marts that changed are then published to PostgreSQL. While
     `cartpulse serve` runs, it owns the warehouse: this command asks it to build, and it also
     rebuilds the marts every warehouse.interval_s. Examples:
 
@@ -68,7 +69,12 @@ def models_run(
             )
 
         run = guarded(ctx, lambda: run_models(settings, select, on_progress, full_refresh))
-    _report(settings, run.as_dict(), json_out)
+    data = run.as_dict()
+    if run.ok and settings.serving.postgres_dsn is not None:
+        from cartpulse.sinks.postgres.sync import sync_home
+
+        data["postgres"] = guarded(ctx, lambda: sync_home(settings, tables=False))["marts"]
+    _report(settings, data, json_out)
 
 
 def _run_in_serve(settings: Settings, select: list[str] | None) -> dict[str, Any] | None:

@@ -6,7 +6,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -140,11 +148,64 @@ class CollectorSettings(_Section):
         return value
 
 
-class LogSettings(_Section):
-    """The embedded event log: how long events stay after every consumer has read them."""
+class KafkaSettings(_Section):
+    """The Kafka event log (`log.backend = "kafka"`, docs/kafka.md)."""
 
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
+    """Brokers to contact first, `host:port[,host:port…]`."""
+    topic: str = Field(default="cartpulse-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    """The topic of validated events; one message per event, key = user_id."""
+    partition: int = Field(default=0, ge=0)
+    """The partition this engine instance reads (one engine instance per partition)."""
+    partitions: int = Field(default=1, ge=1, le=100_000)
+    """Partitions of the topic when cartpulse creates it (an existing topic is used as is)."""
+    group_prefix: str = Field(default="cartpulse", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """Consumer offsets are committed to the Kafka group `<group_prefix>-<consumer>`."""
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """How long an append waits for the brokers to acknowledge before it fails."""
+    client: dict[str, str] = {}
+    """Extra librdkafka properties, e.g. {"security.protocol" = "SASL_SSL", …}."""
+
+
+class LogSettings(_Section):
+    """The event log: where it lives and how long events stay after every consumer read them."""
+
+    backend: Literal["embedded", "kafka"] = "embedded"
+    """`embedded` (files under HOME/log) or `kafka` (settings in log.kafka)."""
     retention_hours: float = Field(default=24.0, gt=0)
     """`serve` deletes whole log segments older than this once they are archived and read."""
+    kafka: KafkaSettings = KafkaSettings()
+
+    @model_validator(mode="after")
+    def _partition_exists(self) -> LogSettings:
+        if self.kafka.partition >= self.kafka.partitions:
+            raise ValueError(
+                f"log.kafka.partition = {self.kafka.partition} needs log.kafka.partitions > "
+                f"{self.kafka.partition} (partitions are numbered from 0)"
+            )
+        return self
+
+
+class ServingSettings(_Section):
+    """The PostgreSQL serving store for BI tools (docs/serving-postgres.md)."""
+
+    postgres_dsn: SecretStr | None = None
+    """e.g. postgresql://cartpulse@db.example.com:5432/shop; none: serving tables stay in DuckDB."""
+    publish_interval_s: float = Field(default=1.0, ge=0.05, le=3_600)
+    """`serve` copies changed serving-table rows to PostgreSQL this often."""
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _looks_like_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        dsn = value.get_secret_value().strip()
+        if not (dsn.startswith(("postgresql://", "postgres://")) or "=" in dsn):
+            raise ValueError(
+                "must be a PostgreSQL URL or key=value string, e.g. "
+                "postgresql://user@127.0.0.1:5432/shop or 'host=127.0.0.1 dbname=shop'"
+            )
+        return SecretStr(dsn)
 
 
 class WarehouseSettings(_Section):
@@ -271,6 +332,7 @@ class Settings(BaseSettings):
     retarget: RetargetSettings = RetargetSettings()
     collector: CollectorSettings = CollectorSettings()
     log: LogSettings = LogSettings()
+    serving: ServingSettings = ServingSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     models: ModelSettings = ModelSettings()
     bots: BotSettings = BotSettings()
@@ -356,6 +418,6 @@ def _describe(exc: ValidationError, toml_file: Path | None) -> str:
             lines.append(f"unknown setting `{key}`{where}; check the spelling")
             continue
         value = err.get("input")
-        shown = "'***'" if any(w in key for w in ("secret", "password")) else repr(value)
+        shown = "'***'" if any(w in key for w in ("secret", "password", "dsn")) else repr(value)
         lines.append(f"setting `{key}` (env {env}) = {shown} is invalid: {err['msg']}{where}")
     return "; ".join(lines)

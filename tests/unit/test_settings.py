@@ -111,3 +111,46 @@ def test_bot_settings_from_env_and_a_bad_webhook_url(monkeypatch: pytest.MonkeyP
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert "bots.webhook_url" in str(err.value) and "http://" in str(err.value)
+
+
+def test_defaults_keep_everything_embedded() -> None:
+    s = load_settings()
+    assert s.log.backend == "embedded" and s.serving.postgres_dsn is None
+    assert s.log.kafka.topic == "cartpulse-events" and s.log.kafka.partition == 0
+
+
+def test_kafka_and_postgres_from_toml_and_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cartpulse.toml").write_text(
+        '[log]\nbackend = "kafka"\n[log.kafka]\nbootstrap_servers = "k1:9092,k2:9092"\n'
+        'partitions = 4\npartition = 3\n[log.kafka.client]\n"security.protocol" = "SASL_SSL"\n'
+    )
+    monkeypatch.setenv("CARTPULSE_SERVING__POSTGRES_DSN", "host=db dbname=shop password=pw")
+    s = load_settings()
+    assert s.log.backend == "kafka" and s.log.kafka.partition == 3
+    assert s.log.kafka.client == {"security.protocol": "SASL_SSL"}
+    assert s.serving.postgres_dsn is not None
+    assert s.serving.postgres_dsn.get_secret_value() == "host=db dbname=shop password=pw"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"CARTPULSE_LOG__BACKEND": "redis"}, ["log.backend", "'embedded' or 'kafka'"]),
+        ({"CARTPULSE_LOG__KAFKA__PARTITION": "2"}, ["log.kafka.partition = 2", "partitions > 2"]),
+        ({"CARTPULSE_LOG__KAFKA__TOPIC": "bad topic"}, ["log.kafka.topic"]),
+        ({"CARTPULSE_SERVING__POSTGRES_DSN": "db.example.com"}, ["serving.postgres_dsn", "'***'"]),
+        ({"CARTPULSE_SERVING__PUBLISH_INTERVAL_S": "0"}, ["serving.publish_interval_s"]),
+    ],
+)
+def test_wrong_values_name_the_key(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], words: list[str]
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    for word in words:
+        assert word in str(err.value)
+    assert "db.example.com" not in str(err.value)

@@ -22,6 +22,7 @@ from cartpulse.log.active import ActiveSegment
 from cartpulse.log.base import (
     FSYNC_POLICIES,
     AppendResult,
+    EventLog,
     EventLogError,
     FsyncPolicy,
     LogClosedError,
@@ -366,8 +367,12 @@ class EmbeddedEventLog:
             raise LogClosedError(f"the event log at {self.directory} is closed")
 
 
-def open_event_log(settings: Settings, *, writable: bool = False) -> EmbeddedEventLog:
-    """The embedded log under the home's `log/`, with the configured fsync policy."""
+def open_event_log(settings: Settings, *, writable: bool = False) -> EventLog:
+    """The configured event log: embedded under the home's `log/`, or Kafka (`log.backend`)."""
+    if settings.log.backend == "kafka":
+        from cartpulse.log.kafka import KafkaEventLog
+
+        return KafkaEventLog(settings.log.kafka, settings.log.retention_hours)
     return EmbeddedEventLog(settings.home / "log", writable=writable, fsync=settings.fsync)
 
 

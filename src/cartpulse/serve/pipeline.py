@@ -6,7 +6,9 @@ read-write DuckDB connection (other threads take cursors of it). Threads:
 - engine: follows the log, expires sessions on the clock, commits state + outputs + offset;
 - sender: delivers queued retargeting emails;
 - housekeeping: saves the collector's dedupe state and applies log retention;
-- models: rebuilds the dbt marts every `warehouse.interval_s` (first run a few minutes in).
+- models: rebuilds the dbt marts every `warehouse.interval_s` (first run a few minutes in);
+- publisher (with serving.postgres_dsn): copies changed serving-table rows to PostgreSQL every
+  `serving.publish_interval_s`, and the marts after each models run.
 
 Stopping (`shutdown`) is ordered: the HTTP server has already stopped accepting, so the log
 is complete; the engine then drains it, archives it to the lake and commits.
@@ -25,10 +27,12 @@ from cartpulse.alerts.webhook import run_webhook
 from cartpulse.collector.intake import Intake
 from cartpulse.engine.runner import StepReport, StreamEngine
 from cartpulse.engine.store import ServingStore
-from cartpulse.log import EmbeddedEventLog, open_event_log
+from cartpulse.log import EventLog, open_event_log
 from cartpulse.retarget.decide import Retargeter
 from cartpulse.retarget.smtp import SendReport, run_sender
 from cartpulse.settings import Settings
+from cartpulse.sinks.postgres import ServingPublisher, publish_marts
+from cartpulse.sinks.serving_read import ServingReader, open_serving_reader
 from cartpulse.warehouse.runner import ModelsRun, run_models
 from cartpulse.warehouse.schedule import start_schedule
 from cartpulse.web.metrics import LiveStatus, Metrics
@@ -47,7 +51,7 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.log: EmbeddedEventLog = open_event_log(settings, writable=True)
+        self.log: EventLog = open_event_log(settings, writable=True)
         try:
             self.store = ServingStore(settings.warehouse_path)
         except BaseException:
@@ -68,10 +72,17 @@ class Pipeline:
         self.last_models_run: ModelsRun | None = None
         self._models_thread: threading.Thread | None = None
         self._models_stop: threading.Event | None = None
+        dsn = settings.serving.postgres_dsn
+        self._dsn = dsn.get_secret_value() if dsn is not None else None
+        self.publisher = ServingPublisher(self._dsn) if self._dsn is not None else None
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the warehouse for a request or a thread (close it after use)."""
         return self.store.con.cursor()
+
+    def reader(self) -> ServingReader:
+        """A reader of the serving tables and marts: PostgreSQL when configured, else DuckDB."""
+        return open_serving_reader(self.settings, self.connection)
 
     def start(self) -> None:
         """Start the engine, sender and housekeeping threads."""
@@ -85,6 +96,8 @@ class Pipeline:
             alerts = self.store.con.cursor()
             stop = self._stop
             targets.append(("webhook", lambda: run_webhook(self.settings.bots, alerts, stop)))
+        if self.publisher is not None:
+            targets.append(("publisher", self._publish_serving))
         for name, target in targets:
             thread = threading.Thread(target=target, name=f"cartpulse-{name}", daemon=True)
             thread.start()
@@ -103,6 +116,15 @@ class Pipeline:
     def _models_ran(self, run: ModelsRun) -> None:
         self.last_models_run = run
         self.metrics.models_runs.labels(run.status).inc()
+        if run.ok and self._dsn is not None:
+            con = self.connection()
+            try:
+                done = publish_marts(con, self._dsn)
+                log.info("marts_published marts=%d", len(done.published))
+            except Exception:  # the next models run publishes them again
+                log.exception("marts_publish_failed")
+            finally:
+                con.close()
 
     def ready(self) -> tuple[bool, str]:
         """Can the pipeline take traffic: threads alive, engine not failed?"""
@@ -161,6 +183,9 @@ class Pipeline:
         drained = 0
         if self.engine_error is None:
             drained = self.engine.drain()
+        if self.publisher is not None:
+            self._publish_once(self.publisher)  # PostgreSQL gets what the drain committed
+            self.publisher.close()
         self.intake.close()
         self.engine.close()
         self.store.close()
@@ -178,6 +203,23 @@ class Pipeline:
     def _stepped(self, report: StepReport) -> None:
         self.metrics.engine_events.inc(report.events)
         self.metrics.engine_batch_seconds.observe(report.elapsed_s)
+
+    def _publish_serving(self) -> None:
+        """Copy changed serving-table rows to PostgreSQL every `serving.publish_interval_s`."""
+        assert self.publisher is not None
+        while not self._stop.wait(self.settings.serving.publish_interval_s):
+            self._publish_once(self.publisher)
+
+    def _publish_once(self, publisher: ServingPublisher) -> None:
+        con = self.connection()
+        try:
+            report = publisher.publish(con)
+            if report.changed:
+                log.debug("serving_published rows=%d", report.changed)
+        except Exception as exc:  # transient (PostgreSQL down): retried at the next interval
+            log.warning("serving_publish_failed error=%s", str(exc).splitlines()[0])
+        finally:
+            con.close()
 
     def _sent(self, report: SendReport) -> None:
         self.emails_sent += report.sent

@@ -37,14 +37,17 @@ class LiveFeed:
         self.pipeline = pipeline
         self._recovered: tuple[float, float | None] | None = None
 
-    def snapshot(self) -> dict[str, Any]:
-        """Sales, carts, emails, bots, data quality and pipeline health, JSON-ready."""
+    def snapshot(self, refresh_slow: bool = True) -> dict[str, Any]:
+        """Sales, carts, emails, bots, data quality and pipeline health, JSON-ready.
+
+        Without `refresh_slow` the recovered revenue (a join with the lake) is the cached one.
+        """
         con = self.pipeline.connection()
         try:
             data = _sales(con) | _carts_and_emails(con) | _bots_and_quality(con)
         finally:
             con.close()
-        data["recovered_revenue"] = self._recovered_revenue()
+        data["recovered_revenue"] = self._recovered_revenue(refresh_slow)
         data["health"] = {
             "log_lag": self.pipeline.lag(),
             "events_per_s": round(self.pipeline.commits.events_per_s(), 1),
@@ -57,20 +60,23 @@ class LiveFeed:
     async def stream(self, request: Request) -> AsyncIterator[str]:
         """Server-sent events: a snapshot now, then one after each commit (or heartbeat)."""
         commits = self.pipeline.commits
-        seen = -1
+        seen, heartbeat = -1, True
         while not commits.closed and not await request.is_disconnected():
             generation = commits.generation
             if generation != seen:
                 seen = generation
-                payload = await run_in_threadpool(self.snapshot)
+                # After a commit, speed matters: the slow figure is refreshed on heartbeats.
+                payload = await run_in_threadpool(self.snapshot, heartbeat)
                 yield f"event: snapshot\ndata: {json.dumps(payload, default=str)}\n\n"
-            if await commits.wait(seen, HEARTBEAT_S) == seen:
-                seen = -1  # heartbeat: send a fresh snapshot anyway
+            heartbeat = await commits.wait(seen, HEARTBEAT_S) == seen
+            if heartbeat:
+                seen = -1  # no commit for a while: send a fresh snapshot anyway
 
-    def _recovered_revenue(self) -> float | None:
+    def _recovered_revenue(self, refresh: bool) -> float | None:
         now = time.monotonic()
-        if self._recovered is not None and now - self._recovered[0] < _RECOVERED_EVERY_S:
-            return self._recovered[1]
+        cached = self._recovered
+        if cached is not None and (not refresh or now - cached[0] < _RECOVERED_EVERY_S):
+            return cached[1]
         con = self.pipeline.connection()
         try:
             live_views(con, self.pipeline.settings)

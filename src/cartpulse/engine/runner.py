@@ -142,10 +142,7 @@ class StreamEngine:
                 self.log.wait_for(self.offset, tick_s)
             started = time.monotonic()
             report = self.step(batch_rows, self._event_clock_us(clock()))
-            # An idle engine does not sleep here: it waits on the log, which wakes it at the
-            # next append, so a purchase after a quiet spell is processed at once.
-            idle = report.events == 0 and self.log.end_offset() <= self.offset
-            if not idle and self.log.end_offset() - self.offset < batch_rows:
+            if self.log.end_offset() - self.offset < batch_rows:
                 # At most one micro-batch per tick unless far behind: each costs a commit, and
                 # many tiny ones would take the CPU from the collector under steady traffic.
                 stop.wait(max(0.0, tick_s - (time.monotonic() - started)))

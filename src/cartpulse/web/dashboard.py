@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import duckdb
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import (
     FileResponse,
     JSONResponse,
@@ -104,9 +104,13 @@ def dashboard_router(pipeline: Pipeline, login: DashboardLogin) -> APIRouter:
         )
 
     @router.get("/emails/preview")
-    async def email_preview(request: Request, id: str) -> Response:
+    async def email_preview(
+        request: Request, message_id: Annotated[str, Query(alias="id")]
+    ) -> Response:
         """One email as the customer sees it (HTML in a sandboxed frame, and plain text)."""
-        data = await run_in_threadpool(on_cursor, lambda con: preview(con, pipeline.settings, id))
+        data = await run_in_threadpool(
+            on_cursor, lambda con: preview(con, pipeline.settings, message_id)
+        )
         if data["row"] is None:
             raise HTTPException(404, "no such message in the outbox")
         return render("email_preview.html", title="Email preview", **data, **common(request))

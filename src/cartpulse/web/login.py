@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -22,9 +23,9 @@ def login_router(login: DashboardLogin) -> APIRouter:
     router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
     @router.get("/login", response_class=HTMLResponse)
-    def form(request: Request, next: str = "/live") -> Response:
+    def form(request: Request, target: Annotated[str, Query(alias="next")] = "/live") -> Response:
         """The password form (with a fresh anti-forgery token)."""
-        return _form(request, _safe_next(next), error=None, status_code=200)
+        return _form(request, _safe_next(target), error=None, status_code=200)
 
     @router.post("/login")
     async def submit(request: Request) -> Response:

@@ -12,7 +12,7 @@ DEMO_WRITE_KEY ?= demo-write-key
 DEMO_STAY ?= 1
 export CARTPULSE_HOME ?= $(CURDIR)/cartpulse-home
 
-.PHONY: help install demo test lint typecheck unit bench clean
+.PHONY: help install demo test lint typecheck unit bench clean chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,7 +44,8 @@ demo: $(STAMP) ## generate demo data, run `cartpulse serve` with a local SMTP si
 	$(BIN)/cartpulse query "SELECT product_id, purchases, round(revenue, 2) AS revenue FROM product_sales_total ORDER BY revenue DESC LIMIT 5"; \
 	$(BIN)/cartpulse query "SELECT reason, sum(rows) AS rows FROM dq_counts GROUP BY 1 ORDER BY 2 DESC"; \
 	echo; \
-	echo "cartpulse serve is running at http://127.0.0.1:$(DEMO_PORT) (API docs: /docs, metrics: /metrics)"; \
+	echo "cartpulse serve is running: dashboard at http://127.0.0.1:$(DEMO_PORT)/live (password in $(CARTPULSE_HOME)/state/dashboard.password)"; \
+	echo "API docs /docs and metrics /metrics take that login or the admin token: curl -H \"Authorization: Bearer \$$(cat $(CARTPULSE_HOME)/state/admin.token)\" http://127.0.0.1:$(DEMO_PORT)/metrics"; \
 	echo "Send more events: $(BIN)/cartpulse replay FILE --to http://127.0.0.1:$(DEMO_PORT) --write-key $(DEMO_WRITE_KEY)"; \
 	echo "Emails land in $(CARTPULSE_HOME)/mail/new. Query: $(BIN)/cartpulse query \"SELECT * FROM abandoned_carts LIMIT 5\""; \
 	if [ "$(DEMO_STAY)" = "1" ]; then echo "Press Ctrl-C to stop (events are drained and committed)."; wait $$serve; fi
@@ -56,10 +57,20 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy
 
-unit: $(STAMP) ## run the test suite only
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser build).
+chromium: ## install /usr/bin/chromium for the browser tests (as root; they skip without it)
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: /usr/bin/chromium is missing and this is not root: the browser tests will be skipped (sudo apt-get install chromium)"; fi
+
+unit: $(STAMP) chromium ## run the test suite only
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit ## lint, type-check and run every test
+
+screenshots: $(STAMP) chromium ## run the browser tests and replace the README's screenshots in docs/img/
+	CARTPULSE_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_dashboard_browser.py
 
 bench: $(STAMP) ## run the benchmarks (see docs/benchmarks.md)
 	$(BIN)/cartpulse bench

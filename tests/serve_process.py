@@ -81,6 +81,15 @@ class Serve:
         )
         self.proc: subprocess.Popen[str] | None = None
 
+    def admin_headers(self) -> dict[str, str]:
+        """`Authorization` with the home's admin token (what /readyz, /metrics, /docs need)."""
+        token = (self.home / "state" / "admin.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, timeout: float = 30) -> Response:
+        """GET an operations endpoint with the admin token."""
+        return request(f"{self.url}{path}", headers=self.admin_headers(), timeout=timeout)
+
     def start(self, timeout: float = 60) -> Serve:
         """Start and wait until /readyz answers 200."""
         log = (self.home.parent / f"serve-{self.port}.log").open("w")
@@ -96,9 +105,9 @@ class Serve:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited with {self.proc.returncode}: {self.output()}")
             try:
-                if request(f"{self.url}/readyz", timeout=2).status == 200:
+                if self.get("/readyz", timeout=2).status == 200:
                     return self
-            except OSError:
+            except OSError:  # not listening yet, or the admin token not written yet
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"serve did not become ready: {self.output()}")

@@ -12,7 +12,15 @@ import typer
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 
-_SCENARIOS = ("ingest", "replay", "email-latency", "collector", "models", "models-ml")
+_SCENARIOS = (
+    "ingest",
+    "replay",
+    "email-latency",
+    "collector",
+    "models",
+    "models-ml",
+    "dashboard",
+)
 
 
 def bench(
@@ -25,7 +33,7 @@ def bench(
         typer.Option(
             "--scenario",
             "-s",
-            help="ingest, replay, email-latency, collector, models or models-ml "
+            help="ingest, replay, email-latency, collector, models, models-ml or dashboard "
             "(repeatable). Default: all.",
         ),
     ] = None,
@@ -65,6 +73,10 @@ def bench(
     - models-ml: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
       generated data, ingested once and kept; seconds per model and peak RSS
 
+    - dashboard: a replayed home (at most 100,000 events) served live; 40 purchases posted to
+      the collector, each timed until the live page in headless Chromium (/usr/bin/chromium,
+      driven by Playwright) shows it (target p99 ≤ 1 s)
+
     Example, a quick run:
 
       cartpulse bench --events 2000000 --scenario replay
@@ -81,6 +93,7 @@ def bench(
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(_SCENARIOS)}")
     from cartpulse.bench.collector import bench_collector
+    from cartpulse.bench.dashboard import bench_dashboard
     from cartpulse.bench.email_latency import bench_email_latency
 
     runners: dict[str, Callable[[Path, int], dict[str, Any]]] = {
@@ -90,6 +103,7 @@ def bench(
         "collector": lambda w, n: bench_collector(w, n, soak_s=soak_s),
         "models": bench_models,
         "models-ml": bench_ml_models,
+        "dashboard": bench_dashboard,
     }
     results = []
     for name in chosen:

@@ -104,18 +104,23 @@ class RetargetSettings(_Section):
     @field_validator("secret_key")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        secret = value.get_secret_value()
-        if len(secret) < 32 or secret.lower() in _PLACEHOLDERS or len(set(secret)) < 8:
-            raise ValueError(
-                "must be a random string of at least 32 characters, e.g. the output of "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-            )
-        return value
+        return _random_secret(value)
 
 
 _PLACEHOLDERS = {"changethis" * 4, "secret" * 6, "x" * 32}
+
+
+def _random_secret(value: SecretStr | None) -> SecretStr | None:
+    """Refuse short or placeholder secrets (None passes: a generated one is used)."""
+    if value is None:
+        return None
+    secret = value.get_secret_value()
+    if len(secret) < 32 or secret.lower() in _PLACEHOLDERS or len(set(secret)) < 8:
+        raise ValueError(
+            "must be a random string of at least 32 characters, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return value
 
 
 class CollectorSettings(_Section):
@@ -311,6 +316,32 @@ class BotSettings(_Section):
         return value
 
 
+class DashboardSettings(_Section):
+    """The web dashboard of `serve`: its login (docs/dashboard.md)."""
+
+    password_hash: SecretStr | None = None
+    """Output of `cartpulse dashboard hash-password`; none: `state/dashboard.password` is used."""
+    session_secret: SecretStr | None = None
+    """Signs login cookies (≥ 32 random characters); none: kept in `state/dashboard.secret`."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    """A login lasts this long; changing the password ends every login at once."""
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("scrypt$"):
+            raise ValueError(
+                "must be a hash printed by `cartpulse dashboard hash-password` "
+                "(it starts with scrypt$), never the password itself"
+            )
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        return _random_secret(value)
+
+
 class Settings(BaseSettings):
     """Everything cartpulse can be configured with, validated at start."""
 
@@ -336,6 +367,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = WarehouseSettings()
     models: ModelSettings = ModelSettings()
     bots: BotSettings = BotSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.serve_process import Serve, free_port, post_events, request
+from tests.serve_process import Serve, free_port, post_events
 from tests.webhook_receiver import Receiver
 
 
@@ -53,7 +53,7 @@ def test_flooding_user_is_shed_others_flow_and_one_alert_is_posted(tmp_path: Pat
             while not receiver.received and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1.0)  # room for a duplicate to show up, if there were one
-            metrics = request(f"{server.url}/metrics").body.decode()
+            metrics = server.get("/metrics").body.decode()
     finally:
         receiver.stop()
     assert len(receiver.received) == 1, receiver.received

@@ -68,7 +68,7 @@ def test_backpressure_when_the_engine_falls_behind(tmp_path: Path) -> None:
         assert shed.status_code == 429
         assert shed.headers["retry-after"] == "1"
         assert "behind" in shed.json()["detail"]
-        ready = client.get("/readyz")
+        ready = client.get("/readyz", headers={"Authorization": "Bearer t"})
         assert ready.status_code == 503
     finally:
         pipeline.shutdown()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from tests.serve_process import Serve, post_events, request
+from tests.serve_process import WRITE_KEY, Serve, post_events, request
 
 
 def real_events(
@@ -136,10 +136,10 @@ def test_gzip_json_array_is_accepted(server: Serve, real_dir: Path) -> None:
 
 def test_ops_endpoints(server: Serve) -> None:
     assert request(f"{server.url}/healthz").json() == {"status": "ok"}
-    ready = request(f"{server.url}/readyz")
+    ready = server.get("/readyz")
     assert ready.status == 200 and ready.json()["status"] == "ready"
     post_events(server.url, ndjson([event("ops", "view", price="")]))
-    text = request(f"{server.url}/metrics").body.decode()
+    text = server.get("/metrics").body.decode()
     for name in (
         "cartpulse_events_accepted_total",
         'cartpulse_events_quarantined_total{reason="missing_price"}',
@@ -149,9 +149,14 @@ def test_ops_endpoints(server: Serve) -> None:
         "cartpulse_open_sessions",
     ):
         assert name in text, name
-    spec = request(f"{server.url}/openapi.json").json()
+    spec = server.get("/openapi.json").json()
     assert "/v1/events" in spec["paths"]
-    assert request(f"{server.url}/docs").status == 200
+    assert server.get("/docs").status == 200
+    # Without a credential, or with a collector write key, operations stay closed.
+    for path in ("/readyz", "/metrics", "/openapi.json", "/docs"):
+        assert request(f"{server.url}{path}").status == 401, path
+        keyed = request(f"{server.url}{path}", headers={"Authorization": f"Bearer {WRITE_KEY}"})
+        assert keyed.status == 401, path
 
 
 def test_query_is_answered_by_the_running_serve(server: Serve) -> None:

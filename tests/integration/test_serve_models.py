@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.serve_process import WRITE_KEY, Serve, request
+from tests.serve_process import WRITE_KEY, Serve
 
 
 def test_models_run_while_serve_owns_the_warehouse(tmp_path: Path, real_dir: Path) -> None:
@@ -36,6 +36,6 @@ def test_models_run_while_serve_owns_the_warehouse(tmp_path: Path, real_dir: Pat
             home=server.home,
         ).json()[0]
         assert revenue["mart"] == revenue["lake"] > 0
-        metrics = request(f"{server.url}/metrics").body.decode()
+        metrics = server.get("/metrics").body.decode()
         assert 'cartpulse_models_runs_total{status="success"} 1.0' in metrics
         assert "cartpulse_models_last_run_ok 1.0" in metrics

@@ -28,7 +28,7 @@ from cartpulse.collector.client import SendReport, Target, ndjson_lines, post_bo
 
 TARGET_EVENTS_PER_S = 100_000
 TARGET_P99_MS = 50.0
-_KEY = "bench-write-key"
+BENCH_WRITE_KEY = "bench-write-key"
 
 
 def bench_collector(
@@ -45,9 +45,9 @@ def bench_collector(
     root = work / "collector-run"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    server, url = _start_serve(root)
+    server, url = start_serve(root)
     try:
-        target = Target(url, _KEY, concurrency, batch_events)
+        target = Target(url, BENCH_WRITE_KEY, concurrency, batch_events)
         burst = post_bodies(target, bodies)
         soak = _soak(target, bodies, soak_s, server.pid) if soak_s > 0 else None
     except Exception as exc:
@@ -98,7 +98,7 @@ def _bodies(source: Path, events: int, batch_events: int) -> list[tuple[bytes, i
     return out
 
 
-def _start_serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A fresh `serve` on a free port; returns once /readyz answers."""
     import socket
     import urllib.request
@@ -108,16 +108,21 @@ def _start_serve(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")} | {
         "CARTPULSE_HOME": str(root / "home"),
-        "CARTPULSE_COLLECTOR__WRITE_KEYS": _KEY,
+        "CARTPULSE_COLLECTOR__WRITE_KEYS": BENCH_WRITE_KEY,
         "CARTPULSE_COLLECTOR__RATE_LIMIT_EVENTS_PER_S": "0",
     }
     cmd = [sys.executable, "-m", "cartpulse", "serve", "--port", str(port)]
     log = (root / "serve.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    token_file = root / "home" / "state" / "admin.token"
     for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
+        try:  # /readyz takes the admin token, which serve writes at start
+            ready = urllib.request.Request(
+                f"{url}/readyz",
+                headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+            )
+            with urllib.request.urlopen(ready, timeout=1) as r:
                 if r.status == 200:
                     return proc, url
         except OSError:

@@ -30,6 +30,7 @@ from cartpulse.engine.store import ServingStore
 from cartpulse.log import EventLog, open_event_log
 from cartpulse.retarget.decide import Retargeter
 from cartpulse.retarget.smtp import SendReport, run_sender
+from cartpulse.serve.commits import CommitSignal
 from cartpulse.settings import Settings
 from cartpulse.sinks.postgres import ServingPublisher, publish_marts
 from cartpulse.sinks.serving_read import ServingReader, open_serving_reader
@@ -65,6 +66,8 @@ class Pipeline:
         self.engine.limit_threads(settings.engine.live_threads)
         self.intake = Intake(settings, self.log, self.store.con.cursor)
         self.metrics = Metrics(self.status)
+        self.commits = CommitSignal()
+        """Bumped after every engine commit: the dashboard's live stream pushes right away."""
         self.emails_sent = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -175,6 +178,7 @@ class Pipeline:
 
     def shutdown(self) -> int:
         """Stop the threads, drain the log through the engine, archive, commit; events drained."""
+        self.commits.close()
         self._stop.set()
         if self._models_stop is not None:
             self._models_stop.set()
@@ -201,6 +205,7 @@ class Pipeline:
             log.exception("engine_failed")
 
     def _stepped(self, report: StepReport) -> None:
+        self.commits.notify(report.events)
         self.metrics.engine_events.inc(report.events)
         self.metrics.engine_batch_seconds.observe(report.elapsed_s)
 

@@ -7,6 +7,7 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 
@@ -17,6 +18,7 @@ from cartpulse.serve.handle import admin_token, remove_handle, write_handle
 from cartpulse.serve.pipeline import Pipeline
 from cartpulse.settings import Settings
 from cartpulse.web.app import create_app
+from cartpulse.web.auth import dashboard_login
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ class Started:
     write_keys: int
     generated_key_file: str | None
     smtp: str
+    dashboard_password_file: str | None
+    """Where the generated dashboard password is (none: `dashboard.password_hash` is set)."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +61,15 @@ def serve(settings: Settings, host: str, port: int, announce: Callable[[Started]
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=30
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, on_exit=pipeline.commits.close)
     bound_port = sock.getsockname()[1]
     url = f"http://{_url_host(host)}:{bound_port}"
     pipeline.start()
     write_handle(settings, url)
     smtp = f"{settings.smtp.host}:{settings.smtp.port}"
-    announce(Started(url, str(settings.home), len(settings.collector.write_keys), key_file, smtp))
+    password_file = dashboard_login(settings).password_file
+    keys = len(settings.collector.write_keys)
+    announce(Started(url, str(settings.home), keys, key_file, smtp, password_file))
     _keep_alive_after_signals()
     try:
         server.run(sockets=[sock])
@@ -71,6 +77,22 @@ def serve(settings: Settings, host: str, port: int, announce: Callable[[Started]
         remove_handle(settings)
         drained = pipeline.shutdown()
     return Stopped(drained)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which first ends the dashboard's live streams when told to stop.
+
+    A graceful shutdown waits for open responses; an SSE stream never ends by itself.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Close the live streams, then stop as uvicorn does."""
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def _with_write_keys(settings: Settings) -> tuple[Settings, str | None]:

@@ -29,17 +29,30 @@ def create_app(
     pipeline: Pipeline | None = None,
     admin_token: str | None = None,
 ) -> FastAPI:
-    """The app for one home; with a running `pipeline` it also collects events and reports."""
-    app = FastAPI(title="cartpulse", version=__version__, description=_DESCRIPTION)
+    """The app for one home; with a running `pipeline` also the collector, ops and dashboard.
+
+    With a pipeline every route needs a credential (web/access.py lists the exceptions).
+    """
+    app = FastAPI(title="cartpulse", version=__version__, description=_DESCRIPTION, redoc_url=None)
     if pipeline is not None:
+        from cartpulse.web.access import AccessControl
+        from cartpulse.web.auth import dashboard_login
         from cartpulse.web.collector import collector_router
+        from cartpulse.web.dashboard import dashboard_router
+        from cartpulse.web.login import login_router
         from cartpulse.web.ops import ops_router
 
+        if not admin_token:
+            raise ValueError("a running pipeline needs the home's admin token")
+        login = dashboard_login(settings)
         connect = connect or _cursors(pipeline)
         app.include_router(
             collector_router(pipeline.intake, settings.collector, pipeline.metrics, pipeline.lag)
         )
-        app.include_router(ops_router(pipeline, admin_token or ""))
+        app.include_router(ops_router(pipeline, admin_token))
+        app.include_router(login_router(login))
+        app.include_router(dashboard_router(pipeline, login))
+        app.add_middleware(AccessControl, login=login, admin_token=admin_token)
     app.include_router(unsubscribe_router(home_secret(settings), connect or _opener(settings)))
 
     @app.get("/healthz", tags=["ops"])

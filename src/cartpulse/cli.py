@@ -390,12 +390,14 @@ from cartpulse import (  # noqa: E402  (they need `app` defined above)
     cli_email,
     cli_models,
     cli_serve,
+    cli_spark,
 )
 
 cli_email.register(app)
 cli_bench.register(app)
 cli_serve.register(app)
 cli_models.register(app)
+cli_spark.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -68,11 +68,12 @@ def stream(
         settings = settings.model_copy(
             update={"spark": settings.spark.model_copy(update={"master": master})}
         )
-    from cartpulse.spark.job import SparkJobError, parse_source, run_stream
+    from cartpulse.spark.job import SparkJobError, check_source, parse_source, run_stream
     from cartpulse.spark.session import SparkUnavailableError
 
     try:
         spec = parse_source(source)
+        check_source(settings, spec)
         report = guarded(ctx, lambda: run_stream(settings, spec, follow, flush, timeout_s))
     except (SparkJobError, SparkUnavailableError) as exc:
         fail(str(exc))

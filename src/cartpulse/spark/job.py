@@ -81,6 +81,15 @@ def parse_source(text: str) -> Source:
     raise SparkJobError(f"--source {text!r}: expected files:DIR or kafka")
 
 
+def check_source(settings: Settings, source: Source) -> None:
+    """Fail before Spark starts when the source lacks a setting."""
+    if source.kind == "kafka" and not settings.spark.kafka_bootstrap_servers:
+        raise SparkJobError(
+            "--source kafka needs spark.kafka_bootstrap_servers "
+            "(CARTPULSE_SPARK__KAFKA_BOOTSTRAP_SERVERS=host:9092)"
+        )
+
+
 @dataclass
 class SparkReport:
     """What a Spark run did."""
@@ -118,12 +127,7 @@ class SparkStreamJob:
         self.checkpoints = settings.spark_checkpoint_dir
         self.control_dir = self.checkpoints / "control"
         self.report = SparkReport(self.cfg.master)
-        self._bucket_state: dict[int, tuple[int, int]] = {}
-        if source.kind == "kafka" and not self.cfg.kafka_bootstrap_servers:
-            raise SparkJobError(
-                "--source kafka needs spark.kafka_bootstrap_servers "
-                "(CARTPULSE_SPARK__KAFKA_BOOTSTRAP_SERVERS=host:9092)"
-            )
+        check_source(settings, source)
         for folder in (self.settings.events_dir, self.control_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.sink = StoreSink(settings)

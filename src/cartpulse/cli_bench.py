@@ -12,7 +12,17 @@ import typer
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 
-_SCENARIOS = ("ingest", "replay", "email-latency", "collector", "models", "models-ml")
+_SCENARIOS = (
+    "ingest",
+    "replay",
+    "email-latency",
+    "collector",
+    "models",
+    "models-ml",
+    "spark-ratio",
+)
+#: Run only when asked for: it needs the `spark` extra and Java, and Spark is slow on 20 M rows.
+_OPT_IN = ("spark-ratio",)
 
 
 def bench(
@@ -25,8 +35,8 @@ def bench(
         typer.Option(
             "--scenario",
             "-s",
-            help="ingest, replay, email-latency, collector, models or models-ml "
-            "(repeatable). Default: all.",
+            help="ingest, replay, email-latency, collector, models, models-ml or spark-ratio "
+            "(repeatable). Default: all but spark-ratio.",
         ),
     ] = None,
     work: Annotated[
@@ -65,6 +75,10 @@ def bench(
     - models-ml: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
       generated data, ingested once and kept; seconds per model and peak RSS
 
+    - spark-ratio: the replay job on the embedded engine and on `cartpulse spark stream`
+      (Spark local[2]) on the same Parquet file; both events/s and the ratio (target ≥ 10×;
+      needs the `spark` extra; use -n 1000000)
+
     Example, a quick run:
 
       cartpulse bench --events 2000000 --scenario replay
@@ -75,8 +89,9 @@ def bench(
     from cartpulse.bench.ml_models import bench_models as bench_ml_models
     from cartpulse.bench.models import bench_models
     from cartpulse.bench.replay import bench_replay
+    from cartpulse.bench.spark_ratio import bench_spark_ratio
 
-    chosen = scenario or list(_SCENARIOS)
+    chosen = scenario or [s for s in _SCENARIOS if s not in _OPT_IN]
     unknown = [s for s in chosen if s not in _SCENARIOS]
     if unknown:
         fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(_SCENARIOS)}")
@@ -90,6 +105,7 @@ def bench(
         "collector": lambda w, n: bench_collector(w, n, soak_s=soak_s),
         "models": bench_models,
         "models-ml": bench_ml_models,
+        "spark-ratio": bench_spark_ratio,
     }
     results = []
     for name in chosen:

@@ -393,6 +393,7 @@ from cartpulse import (  # noqa: E402  (they need `app` defined above)
     cli_models,
     cli_serve,
     cli_serving,
+    cli_spark,
 )
 
 cli_email.register(app)
@@ -400,6 +401,7 @@ cli_bench.register(app)
 cli_serve.register(app)
 cli_models.register(app)
 cli_serving.register(app)
+cli_spark.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

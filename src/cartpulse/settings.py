@@ -228,6 +228,29 @@ class WarehouseSettings(_Section):
     """The dbt project; default: dbt/ of the source tree cartpulse runs from."""
 
 
+class SparkSettings(_Section):
+    """The Spark Structured Streaming runner (`cartpulse spark stream`, extra `spark`)."""
+
+    master: str = "local[2]"
+    """Spark master URL: local[N], local-cluster[W,C,MB], spark://host:7077, yarn, k8s://…"""
+    checkpoint_dir: Path | None = None
+    """Streaming checkpoints (offsets and state); default: <home>/state/spark."""
+    kafka_bootstrap_servers: str | None = None
+    """`kafka.bootstrap.servers` of the Kafka source (host:port,…); needed for --source kafka."""
+    kafka_topic: str = "cartpulse-events"
+    """Topic of raw events (NDJSON objects, keyed and partitioned by user_id)."""
+    shuffle_partitions: int = Field(default=4, ge=1, le=100_000)
+    """`spark.sql.shuffle.partitions`: state partitions of the sales and dedupe operators."""
+    session_buckets: int = Field(default=16, ge=1, le=100_000)
+    """Session state keys: sessions are hashed into this many buckets, one state row each."""
+    trigger_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    """Micro-batch interval of a continuous run (Kafka, or a followed directory)."""
+    max_files_per_trigger: int | None = Field(default=None, ge=1)
+    """Files one micro-batch reads from a `files:DIR` source (None: all available)."""
+    driver_memory: str = Field(default="2g", pattern=r"^\d+[kmgt]$")
+    """`spark.driver.memory` (local mode runs the executors in the driver)."""
+
+
 class ModelSettings(_Section):
     """Customer lifetime value, demand forecast and purchase propensity (`cartpulse models`)."""
 
@@ -368,6 +391,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     bots: BotSettings = BotSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    spark: SparkSettings = SparkSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -414,6 +438,11 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Ingest manifest, dedupe state and staging area."""
         return self.home / "state"
+
+    @property
+    def spark_checkpoint_dir(self) -> Path:
+        """Checkpoints of the Spark runner's streaming queries."""
+        return self.spark.checkpoint_dir or self.state_dir / "spark"
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

@@ -159,7 +159,7 @@ class ServingStore:
         con.execute("BEGIN TRANSACTION")
         try:
             if outputs is not None:
-                self._publish(outputs)
+                self.publish(outputs)
             self._replace("engine.sessions", state.sessions.sessions)
             self._replace("engine.items", state.sessions.items)
             self._replace("engine.sales_windows", state.sales_windows)
@@ -181,7 +181,8 @@ class ServingStore:
             con.execute("ROLLBACK")
             raise
 
-    def _publish(self, out: BatchOutputs) -> None:
+    def publish(self, out: BatchOutputs) -> None:
+        """Write a batch's outputs (inside the caller's transaction)."""
         con = self.con
         if out.abandoned_carts.num_rows:
             con.register("new_carts", out.abandoned_carts)

@@ -1,0 +1,1 @@
+"""The Spark Structured Streaming shell around operators/ (scale-out, extra `spark`)."""

@@ -1,0 +1,347 @@
+"""`cartpulse spark stream`: the stream logic as three Spark Structured Streaming queries.
+
+- lake: source → clean (validator in `mapInArrow`) → drop duplicates → lake (per batch id)
+- sales: lake → 1-minute windows per product with the watermark → `product_sales_minute`
+- sessions: lake → session operator per bucket (`applyInPandasWithState`) → abandoned carts
+  and the outbox
+
+The lake is the clean, deduplicated log the other two queries read, as the embedded engine
+reads its event log. Each query has its own checkpoint; its sink is idempotent by batch id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cartpulse.operators.sessions import ABANDONED_CARTS_SCHEMA
+from cartpulse.schema import EVENT_COLUMNS
+from cartpulse.settings import Settings
+from cartpulse.spark.clean import EVENT_DDL, clean_files, clean_kafka_values
+from cartpulse.spark.lake import write_lake_batch
+from cartpulse.spark.sessions import (
+    OUTPUT_DDL,
+    SESSION_INPUT_COLUMNS,
+    SESSION_INPUT_SCHEMA,
+    STATE_DDL,
+    advance_bucket,
+    from_ipc,
+)
+from cartpulse.spark.store_sink import StoreSink
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
+    from pyspark.sql.streaming.readwriter import DataStreamWriter
+
+log = logging.getLogger(__name__)
+
+#: A flush row: an event with nothing but `_flush` and its bucket (see request_flush).
+CONTROL_SCHEMA = SESSION_INPUT_SCHEMA.append(pa.field("_flush", pa.bool_())).append(
+    pa.field("_bucket", pa.int64())
+)
+_CONTROL_DDL = (
+    "event_time TIMESTAMP, event_type STRING, product_id BIGINT, category_code STRING, "
+    "brand STRING, price DOUBLE, user_id BIGINT, user_session STRING, _flush BOOLEAN, "
+    "_bucket BIGINT"
+)
+
+_BINARY_FILE_DDL = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
+
+
+class SparkJobError(Exception):
+    """The Spark job cannot run as configured."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where raw events come from: a directory of event files, or the Kafka topic."""
+
+    kind: Literal["files", "kafka"]
+    path: Path | None = None
+
+
+def parse_source(text: str) -> Source:
+    """`files:DIR` or `kafka`."""
+    if text == "kafka":
+        return Source("kafka")
+    if text.startswith("files:") and len(text) > len("files:"):
+        path = Path(text.removeprefix("files:"))
+        if not path.is_dir():
+            raise SparkJobError(f"--source {text}: {path} is not a directory")
+        return Source("files", path)
+    raise SparkJobError(f"--source {text!r}: expected files:DIR or kafka")
+
+
+def check_source(settings: Settings, source: Source) -> None:
+    """Fail before Spark starts when the source lacks a setting."""
+    if source.kind == "kafka" and not settings.spark.kafka_bootstrap_servers:
+        raise SparkJobError(
+            "--source kafka needs spark.kafka_bootstrap_servers "
+            "(CARTPULSE_SPARK__KAFKA_BOOTSTRAP_SERVERS=host:9092)"
+        )
+
+
+@dataclass
+class SparkReport:
+    """What a Spark run did."""
+
+    master: str
+    events: int = 0
+    abandoned_carts: int = 0
+    sales_rows: int = 0
+    micro_batches: dict[str, int] = field(default_factory=dict)
+    open_sessions: int = 0
+    state_bytes: int = 0
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape."""
+        return {
+            "master": self.master,
+            "events": self.events,
+            "abandoned_carts": self.abandoned_carts,
+            "sales_rows": self.sales_rows,
+            "micro_batches": self.micro_batches,
+            "open_sessions": self.open_sessions,
+            "state_bytes": self.state_bytes,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "events_per_s": round(self.events / self.elapsed_s) if self.elapsed_s > 0 else 0,
+        }
+
+
+class SparkStreamJob:
+    """Builds the three streaming queries over one SparkSession and runs them."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, source: Source) -> None:
+        self.spark, self.settings, self.source = spark, settings, source
+        self.cfg = settings.spark
+        self.checkpoints = settings.spark_checkpoint_dir
+        self.control_dir = self.checkpoints / "control"
+        self.report = SparkReport(self.cfg.master)
+        check_source(settings, source)
+        for folder in (self.settings.events_dir, self.control_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.sink = StoreSink(settings)
+
+    def close(self) -> None:
+        """Close the serving store."""
+        self.sink.close()
+
+    def run_backfill(self, flush: bool = True) -> SparkReport:
+        """Process everything available now, then (with `flush`) expire every open session."""
+        start = time.perf_counter()
+        self._await([self._start(self.lake_query(), "lake", once=True)])
+        self._await(
+            [
+                self._start(self.sales_query(), "sales", once=True),
+                self._start(self.sessions_query(), "sessions", once=True),
+            ]
+        )
+        if flush:
+            self.request_flush()
+            self._await([self._start(self.sessions_query(), "sessions", once=True)])
+        self.report.elapsed_s = time.perf_counter() - start
+        return self.report
+
+    def run_continuous(self, timeout_s: float | None = None) -> SparkReport:
+        """Run all three queries on the trigger interval until one fails or `timeout_s` passes."""
+        start = time.perf_counter()
+        queries = [
+            self._start(self.lake_query(), "lake", once=False),
+            self._start(self.sales_query(), "sales", once=False),
+            self._start(self.sessions_query(), "sessions", once=False),
+        ]
+        try:
+            self.spark.streams.awaitAnyTermination(
+                None if timeout_s is None else int(timeout_s * 1000)
+            )
+        finally:
+            for q in queries:
+                q.stop()
+        self.report.elapsed_s = time.perf_counter() - start
+        return self.report
+
+    def request_flush(self) -> None:
+        """Queue one flush row per session bucket: the next sessions batch expires them all."""
+        n = self.cfg.session_buckets
+        rows = {name: pa.nulls(n, CONTROL_SCHEMA.field(name).type) for name in CONTROL_SCHEMA.names}
+        rows["_flush"] = pa.array([True] * n)
+        rows["_bucket"] = pa.array(range(n), pa.int64())
+        tmp = self.control_dir / f".flush-{uuid.uuid4().hex}.parquet"
+        pq.write_table(pa.table(rows, schema=CONTROL_SCHEMA), tmp)
+        tmp.rename(self.control_dir / tmp.name.removeprefix("."))
+
+    # -- the queries -------------------------------------------------------------------------
+
+    def clean_stream(self) -> DataFrame:
+        """Raw events from the source, validated (not yet deduplicated)."""
+        if self.source.kind == "files":
+            reader = self.spark.readStream.format("binaryFile").schema(_BINARY_FILE_DDL)
+            if self.cfg.max_files_per_trigger:
+                reader = reader.option("maxFilesPerTrigger", self.cfg.max_files_per_trigger)
+            raw = reader.load(str(self.source.path))
+            return raw.select("path", "content").mapInArrow(clean_files, EVENT_DDL)
+        raw = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", self.cfg.kafka_bootstrap_servers)
+            .option("subscribe", self.cfg.kafka_topic)
+            .option("startingOffsets", "earliest")
+            .load()
+        )
+        return raw.select("value").mapInArrow(clean_kafka_values, EVENT_DDL)
+
+    def lake_query(self) -> DataStreamWriter:
+        """Clean → exact duplicates dropped within the dedupe window → lake."""
+        window_s = self.settings.ingest.dedupe_window_s
+        deduped = self.clean_stream().withWatermark("event_time", f"{window_s} seconds")
+        deduped = deduped.dropDuplicatesWithinWatermark(list(EVENT_COLUMNS))
+        staging = self.settings.state_dir / "spark-staging"
+        fsync = self.settings.fsync != "never"
+        events_dir = self.settings.events_dir
+
+        def write(frame: DataFrame, batch_id: int) -> None:
+            write_lake_batch(frame, batch_id, events_dir, staging, fsync)
+            self.report.events += _rows_in(events_dir, batch_id)
+
+        return deduped.writeStream.foreachBatch(write)
+
+    def lake_stream(self) -> DataFrame:
+        """The lake's clean events as a stream: every file landed since the last batch.
+
+        Never a file at a time: one lake batch writes a file per event date, and reading
+        them one by one would move the watermark past the older dates' events.
+        """
+        return self.spark.readStream.schema(EVENT_DDL).parquet(str(self.settings.events_dir))
+
+    def sales_query(self) -> DataStreamWriter:
+        """Purchases per product per 1-minute window; windows close with the watermark."""
+        from pyspark.sql import functions as F  # noqa: N812
+
+        lateness_s = self.settings.session.allowed_lateness_s
+        events = self.lake_stream().withWatermark("event_time", f"{lateness_s} seconds")
+        sales = (
+            events.where(F.col("event_type") == "purchase")
+            .groupBy(F.window("event_time", "1 minute"), "product_id")
+            .agg(
+                F.count("*").alias("purchases"),
+                F.sum(F.col("price").cast("decimal(38,6)")).alias("revenue"),
+            )
+            .select(
+                F.col("window.start").alias("window_start"),
+                "product_id",
+                "purchases",
+                F.col("revenue").cast("double").alias("revenue"),
+            )
+        )
+
+        def publish(frame: DataFrame, batch_id: int) -> None:
+            changed = frame.toArrow()
+            if self.sink.publish_sales(batch_id, changed):
+                self.report.sales_rows += changed.num_rows
+
+        return sales.writeStream.outputMode("update").foreachBatch(publish)
+
+    def sessions_query(self) -> DataStreamWriter:
+        """Sessions → abandoned carts, the session operator once per bucket and batch."""
+        from pyspark.sql import functions as F  # noqa: N812
+        from pyspark.sql.streaming.state import GroupStateTimeout
+
+        buckets = self.cfg.session_buckets
+        events = (
+            self.lake_stream()
+            .where(F.col("user_session").isNotNull())
+            .select(*SESSION_INPUT_COLUMNS)
+            .withColumn("_flush", F.lit(False))
+            .withColumn("_bucket", F.pmod(F.xxhash64("user_session"), F.lit(buckets)))
+        )
+        control = self.spark.readStream.schema(_CONTROL_DDL).parquet(str(self.control_dir))
+        lateness_s = self.settings.session.allowed_lateness_s
+        carts = (
+            events.unionByName(control)
+            .withWatermark("event_time", f"{lateness_s} seconds")
+            .groupBy("_bucket")
+            .applyInPandasWithState(
+                partial(advance_bucket, self.settings.session.timeout_s),
+                OUTPUT_DDL,
+                STATE_DDL,
+                "append",
+                GroupStateTimeout.EventTimeTimeout,
+            )
+        )
+        return carts.writeStream.outputMode("append").foreachBatch(self._publish_carts)
+
+    def _publish_carts(self, frame: DataFrame, batch_id: int) -> None:
+        rows = frame.toArrow()
+        blobs = [b for b in rows.column("carts").to_pylist() if b is not None]
+        tables = [from_ipc(b, ABANDONED_CARTS_SCHEMA) for b in blobs]
+        carts = pa.concat_tables(tables) if tables else ABANDONED_CARTS_SCHEMA.empty_table()
+        if self.sink.publish_carts(batch_id, carts):
+            self.report.abandoned_carts += carts.num_rows
+        self.report.open_sessions = max(
+            self.report.open_sessions,
+            int(pa.compute.sum(rows.column("open_sessions")).as_py() or 0),
+        )
+        self.report.state_bytes = max(
+            self.report.state_bytes, int(pa.compute.sum(rows.column("state_bytes")).as_py() or 0)
+        )
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _start(self, writer: DataStreamWriter, name: str, once: bool) -> StreamingQuery:
+        writer = writer.queryName(name).option("checkpointLocation", str(self.checkpoints / name))
+        if once:
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=f"{self.cfg.trigger_interval_s} seconds")
+        return writer.start()
+
+    def _await(self, queries: list[StreamingQuery]) -> None:
+        started = time.perf_counter()
+        for q in queries:
+            q.awaitTermination()
+            log.info(
+                "spark_query_done name=%s elapsed_s=%.1f", q.name, time.perf_counter() - started
+            )
+            batches = len([p for p in q.recentProgress if p.numInputRows])
+            self.report.micro_batches[str(q.name)] = (
+                self.report.micro_batches.get(str(q.name), 0) + batches
+            )
+
+
+def _rows_in(events_dir: Path, batch_id: int) -> int:
+    """Rows of one batch's lake files (from their footers)."""
+    from cartpulse.spark.lake import batch_file_prefix
+
+    prefix = batch_file_prefix(batch_id)
+    return sum(
+        pq.read_metadata(p).num_rows for p in events_dir.glob(f"event_date=*/{prefix}*.parquet")
+    )
+
+
+def run_stream(
+    settings: Settings,
+    source: Source,
+    follow: bool = False,
+    flush: bool = True,
+    timeout_s: float | None = None,
+) -> SparkReport:
+    """Run the Spark job: a directory once (backfill), or Kafka / --follow continuously."""
+    from cartpulse.spark.session import build_session
+
+    spark = build_session(settings.spark, warehouse_dir=settings.state_dir / "spark-warehouse")
+    job = SparkStreamJob(spark, settings, source)
+    try:
+        if source.kind == "files" and not follow:
+            return job.run_backfill(flush=flush)
+        return job.run_continuous(timeout_s)
+    finally:
+        job.close()

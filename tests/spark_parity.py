@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pytest
 
 from cartpulse.engine.replay import replay_files
 from cartpulse.settings import Settings
@@ -73,3 +74,14 @@ def combine_real_rows(real_dir: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     pacsv.write_csv(table.cast(pa.schema([(n, pa.string()) for n in table.schema.names])), out)
     return out
+
+
+def real_rows_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the real rows as one time-ordered CSV file (skips without them)."""
+    from tests.conftest import REAL_DATA
+
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
+    folder = tmp_path_factory.mktemp("real-input")
+    combine_real_rows(REAL_DATA, folder / "real.csv")
+    return folder

@@ -1,0 +1,119 @@
+"""`cartpulse spark stream` as its own process: killed and restarted, and in local-cluster mode.
+
+Same outputs as the embedded engine, row for row, like test_spark_runner.py (which shares one
+in-process SparkSession); these start JVMs of their own, so they live in their own module and
+run beside it under `pytest -n 2 --dist loadfile`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyspark")
+
+from tests.conftest import REPO
+from tests.spark_parity import (
+    assert_same_outputs,
+    embedded_replay,
+    output_differences,
+    real_rows_folder,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return real_rows_folder(tmp_path_factory)
+
+
+def split_csv(source: Path, folder: Path, parts: int) -> list[Path]:
+    """Cut a CSV file into `parts` files of consecutive rows (names sort in order)."""
+    lines = source.read_text().splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    size = -(-len(rows) // parts)
+    folder.mkdir(parents=True)
+    paths = []
+    for n in range(parts):
+        path = folder / f"part-{n:02d}.csv"
+        path.write_text(header + "".join(rows[n * size : (n + 1) * size]))
+        paths.append(path)
+    return paths
+
+
+def spark_cli(home: Path, inputs: Path, *args: str) -> subprocess.Popen[str]:
+    """`cartpulse spark stream` on a directory, one file per micro-batch, in its own group."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
+    env |= {
+        "CARTPULSE_HOME": str(home),
+        "CARTPULSE_FSYNC": "batch",
+        "CARTPULSE_SPARK__MAX_FILES_PER_TRIGGER": "1",
+        "CARTPULSE_SPARK__SHUFFLE_PARTITIONS": "2",
+        "CARTPULSE_SPARK__SESSION_BUCKETS": "4",
+    }
+    cmd = [sys.executable, "-m", "cartpulse", "spark", "stream", "--source", f"files:{inputs}"]
+    return subprocess.Popen(
+        [*cmd, *args, "--json"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the JVM and Python workers die with the group
+    )
+
+
+def test_killed_job_restarts_from_its_checkpoint_without_loss_or_duplicates(
+    real_input: Path, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "inputs"
+    paths = split_csv(real_input / "real.csv", inputs, 3)
+    embedded_replay(tmp_path / "embedded", paths)
+    home = tmp_path / "spark"
+    proc = spark_cli(home, inputs)
+    deadline = time.monotonic() + 240
+    lake = home / "lake" / "events"
+    while not list(lake.glob("*/part-s000000000000-*.parquet")):
+        assert proc.poll() is None, "the job ended before its first batch reached the lake"
+        assert time.monotonic() < deadline, "no lake file within 240 s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-way: batch 0 is in the lake, the rest is not
+    proc.wait()
+    committed = len(list(lake.glob("*/*.parquet")))
+    restarted = spark_cli(home, inputs)
+    out, err = restarted.communicate(timeout=600)
+    assert restarted.returncode == 0, err[-3000:]
+    assert json.loads(out)["events"] > 0 or committed > 0
+    diffs = output_differences(tmp_path / "embedded", home)
+    rows, spark_rows, lost, duplicated = diffs["lake"]
+    assert (spark_rows, lost, duplicated) == (rows, 0, 0)
+    carts = diffs["abandoned_carts"]
+    assert carts[0] > 0 and carts[1:] == (carts[0], 0, 0)
+
+
+@pytest.mark.skipif(
+    os.environ.get("CARTPULSE_SPARK_CLUSTER_TESTS") != "1",
+    reason="three JVMs take ~85 s of two cores: run with `make test-spark-cluster` "
+    "(CARTPULSE_SPARK_CLUSTER_TESTS=1)",
+)
+def test_local_cluster_with_separate_executors_gives_the_same_outputs(
+    real_input: Path, tmp_path: Path
+) -> None:
+    """local-cluster[2,1,1024]: two executor JVMs, so state and workers cross processes."""
+    embedded_replay(tmp_path / "embedded", sorted(real_input.iterdir()))
+    proc = spark_cli(tmp_path / "spark", real_input, "--master", "local-cluster[2,1,1024]")
+    out, err = proc.communicate(timeout=600)
+    if proc.returncode != 0 and not (tmp_path / "spark" / "lake").exists():
+        # The job makes the lake folder right after the SparkSession has started.
+        pytest.skip(f"local-cluster did not start here: {err.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out)["master"] == "local-cluster[2,1,1024]"
+    assert_same_outputs(tmp_path / "embedded", tmp_path / "spark")

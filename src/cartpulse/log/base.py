@@ -101,6 +101,25 @@ class LogSlice:
         return arr
 
 
+class ClosesOnExit:
+    """`with log:` closes the log when the block ends; for the `EventLog` implementations."""
+
+    def close(self) -> None:
+        """Release the log (each implementation says what that means)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @runtime_checkable
 class EventLog(Protocol):
     """A durable, append-only, offset-addressed log of Arrow event batches."""

@@ -13,8 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -22,6 +21,7 @@ from cartpulse.log.active import ActiveSegment
 from cartpulse.log.base import (
     FSYNC_POLICIES,
     AppendResult,
+    ClosesOnExit,
     EventLog,
     EventLogError,
     FsyncPolicy,
@@ -52,7 +52,7 @@ _POLL_MIN_S = 0.0005
 _POLL_MAX_S = 0.005
 
 
-class EmbeddedEventLog:
+class EmbeddedEventLog(ClosesOnExit):
     """A durable event log in `directory`; `writable=True` makes this process its one writer."""
 
     def __init__(
@@ -279,17 +279,6 @@ class EmbeddedEventLog:
                     release_writer_lock(self._lock_fd)
                     self._lock_fd = None
         log.info("log_closed path=%s", self.directory)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals -------------------------------------------------------------------------
 

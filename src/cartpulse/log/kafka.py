@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from cartpulse.log.base import (
     AppendResult,
+    ClosesOnExit,
     EventLogError,
     LogClosedError,
     LogCorruptError,
@@ -57,7 +57,7 @@ def _kafka() -> Any:
     return confluent_kafka
 
 
-class KafkaEventLog:
+class KafkaEventLog(ClosesOnExit):
     """Appends to a Kafka topic and reads one of its partitions by event offset."""
 
     def __init__(
@@ -275,17 +275,6 @@ class KafkaEventLog:
         for consumer in [self._reader, self._meta, *self._committers.values()]:
             consumer.close()
         self._committers.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _group(self, consumer: str) -> str:
         return f"{self._settings.group_prefix}-{consumer}"

@@ -8,13 +8,12 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from types import TracebackType
-from typing import Self
 
 import pyarrow as pa
 
 from cartpulse.log.base import (
     AppendResult,
+    ClosesOnExit,
     LogClosedError,
     LogSlice,
     OffsetOutOfRangeError,
@@ -26,7 +25,7 @@ from cartpulse.log.retention import SegmentInfo, segments_to_delete
 from cartpulse.schema import EVENT_SCHEMA
 
 
-class MemoryEventLog:
+class MemoryEventLog(ClosesOnExit):
     """The event log contract held in a list of batches."""
 
     def __init__(self, schema: pa.Schema = EVENT_SCHEMA) -> None:
@@ -151,17 +150,6 @@ class MemoryEventLog:
     def close(self) -> None:
         """Refuse further use."""
         self._closed = True
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import REPO
+from tests.conftest import CDNOW_SUMMARY
 
-CDNOW_SUMMARY = REPO.parent / "shared" / "data" / "cdnow" / "cdnow_summary.csv"
+__all__ = ["CDNOW_SUMMARY", "PUBLISHED"]
 
 # Fader, Hardie & Lee (2005) and Fader & Hardie (2013), on the 39-week calibration period.
 PUBLISHED = {

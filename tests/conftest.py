@@ -14,16 +14,40 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(os.environ.get("CARTPULSE_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+
+
+def _shared_data() -> Path:
+    """The reference data folder: CARTPULSE_SHARED_DATA, else `shared/data` beside the checkout."""
+    if env := os.environ.get("CARTPULSE_SHARED_DATA"):
+        return Path(env)
+    for parent in REPO.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+REAL_DATA = Path(os.environ.get("CARTPULSE_REAL_DATA", SHARED_DATA / "real"))
+CDNOW_SUMMARY = SHARED_DATA / "cdnow" / "cdnow_summary.csv"
+
+
+def require_data(path: Path) -> Path:
+    """The given reference data path; skips the test when it is missing, fails under CI."""
+    if path.exists():
+        return path
+    message = (
+        f"reference data not found at {path}: set CARTPULSE_SHARED_DATA to the folder"
+        " holding real/ and cdnow/ (or CARTPULSE_REAL_DATA to the real rows)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture
 def real_dir(tmp_path: Path) -> Path:
     """A copy of the real REES46 rows (never touch the originals)."""
-    if not REAL_DATA.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
-        pytest.skip(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
+    require_data(REAL_DATA)
     dest = tmp_path / "real"
     shutil.copytree(REAL_DATA, dest)
     return dest

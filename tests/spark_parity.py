@@ -78,10 +78,9 @@ def combine_real_rows(real_dir: Path, out: Path) -> Path:
 
 def real_rows_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the real rows as one time-ordered CSV file (skips without them)."""
-    from tests.conftest import REAL_DATA
+    from tests.conftest import REAL_DATA, require_data
 
-    if not REAL_DATA.is_dir():
-        pytest.skip(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
+    require_data(REAL_DATA)
     folder = tmp_path_factory.mktemp("real-input")
     combine_real_rows(REAL_DATA, folder / "real.csv")
     return folder

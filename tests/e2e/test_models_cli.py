@@ -8,12 +8,12 @@ import pytest
 
 from tests.cdnow import CDNOW_SUMMARY as CDNOW
 from tests.cdnow import PUBLISHED
-from tests.conftest import run_cli
+from tests.conftest import require_data, run_cli
 
 
 def test_clv_fit_prints_the_published_cdnow_parameters(tmp_path: Path) -> None:
     summary = tmp_path / "cdnow_summary.csv"
-    summary.write_bytes(CDNOW.read_bytes())
+    summary.write_bytes(require_data(CDNOW).read_bytes())
     res = run_cli("clv", "fit", str(summary), "--json")
     assert res.code == 0, res.stderr
     params = res.json()

@@ -57,10 +57,9 @@ def of_users(events: pa.Table, users: set[int]) -> pa.Table:
 @pytest.fixture(scope="module")
 def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The real rows replayed on the embedded log: the reference outputs and clean events."""
-    from tests.conftest import REAL_DATA
+    from tests.conftest import REAL_DATA, require_data
 
-    if not (REAL_DATA / REAL_FILE).is_file():
-        pytest.skip("real rows not found")
+    require_data(REAL_DATA / REAL_FILE)
     settings = Settings(home=tmp_path_factory.mktemp("embedded") / "home", fsync="never")
     replay_files(settings, [REAL_DATA / REAL_FILE])
     return settings
@@ -160,8 +159,9 @@ def test_unreachable_brokers_and_missing_partitions_are_clear_errors(broker: str
 def test_replay_on_kafka_gives_the_outputs_of_the_embedded_log_for_the_same_events(
     mock: str, tmp_path: Path
 ) -> None:
-    from tests.conftest import REAL_DATA
+    from tests.conftest import REAL_DATA, require_data
 
+    require_data(REAL_DATA / REAL_FILE)
     settings = Settings(
         home=tmp_path / "kafka", fsync="never", log={"backend": "kafka", "kafka": mock_topic(mock)}
     )
@@ -191,7 +191,7 @@ def test_replay_on_kafka_gives_the_outputs_of_the_embedded_log_for_the_same_even
 def test_serve_on_kafka_acknowledges_after_the_brokers_and_the_engine_reads_its_partition(
     mock: str, tmp_path: Path
 ) -> None:
-    from tests.conftest import REAL_DATA
+    from tests.conftest import REAL_DATA, require_data
     from tests.integration.test_serve_http import ndjson, real_events
     from tests.serve_process import Serve, post_events
 
@@ -201,7 +201,7 @@ def test_serve_on_kafka_acknowledges_after_the_brokers_and_the_engine_reads_its_
         "CARTPULSE_LOG__KAFKA__BOOTSTRAP_SERVERS": mock,
         "CARTPULSE_LOG__KAFKA__TOPIC": settings.topic,
     }
-    rows = real_events(REAL_DATA)
+    rows = real_events(require_data(REAL_DATA))
     home = tmp_path / "home"
     with Serve(home, env) as server:
         assert post_events(server.url, ndjson(rows[:5000])).status == 202

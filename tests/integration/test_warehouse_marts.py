@@ -13,7 +13,7 @@ import pytest
 
 from cartpulse.warehouse import run_models
 from tests import warehouse_oracle as oracle
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, require_data
 from tests.warehouse_homes import Home, generated_home, real_home
 
 
@@ -36,9 +36,7 @@ def built(
 ) -> Iterator[Built]:
     tmp = tmp_path_factory.mktemp(request.param)
     if request.param == "real":
-        if not REAL_DATA.is_dir():
-            pytest.fail(f"real rows not found at {REAL_DATA} (set CARTPULSE_REAL_DATA)")
-        home = real_home(REAL_DATA, tmp)
+        home = real_home(require_data(REAL_DATA), tmp)
     else:
         home = generated_home(tmp)
     run = run_models(home.settings)

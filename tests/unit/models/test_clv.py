@@ -10,12 +10,11 @@ import pytest
 from cartpulse.models import clv
 from tests.cdnow import CDNOW_SUMMARY as CDNOW
 from tests.cdnow import PUBLISHED
+from tests.conftest import require_data
 
 
 def _cdnow() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    if not CDNOW.is_file():
-        pytest.fail(f"CDNOW reference data missing at {CDNOW}")
-    with CDNOW.open() as fh:
+    with require_data(CDNOW).open() as fh:
         rows = list(csv.DictReader(fh))
     return tuple(  # type: ignore[return-value]
         np.array([float(r[c]) for r in rows])

@@ -1,4 +1,5 @@
-"""`cartpulse spark stream`: the stream logic on Spark Structured Streaming (extra `spark`)."""
+"""`cartpulse spark`: the stream logic on Spark Structured Streaming and the warehouse on
+dbt-spark (extra `spark`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ import typer
 
 from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
+from cartpulse.cli_warehouse import FullRefreshFlag, SelectOption
+from cartpulse.settings import Settings
 
 spark_app = typer.Typer(
     help=(
-        "Run the stream logic on Spark Structured Streaming (pip install 'cartpulse[spark]', "
-        "Java 17). See docs/scale-out.md."
+        "Run the stream logic on Spark Structured Streaming and build the warehouse with "
+        "dbt-spark (pip install 'cartpulse[spark]', Java 17). See docs/scale-out.md."
     ),
     no_args_is_help=True,
 )
+
+
+MasterOption = Annotated[
+    str | None,
+    typer.Option("--master", help="Spark master, e.g. local[2] (default: spark.master)."),
+]
 
 
 @spark_app.command("stream")
@@ -29,10 +38,7 @@ def stream(
             "kafka (spark.kafka_bootstrap_servers, spark.kafka_topic; NDJSON values).",
         ),
     ],
-    master: Annotated[
-        str | None,
-        typer.Option("--master", help="Spark master, e.g. local[2] (default: spark.master)."),
-    ] = None,
+    master: MasterOption = None,
     follow: Annotated[
         bool,
         typer.Option("--follow", help="files: keep watching the directory for new files."),
@@ -63,11 +69,7 @@ def stream(
       CARTPULSE_SPARK__KAFKA_BOOTSTRAP_SERVERS=kafka:9092 cartpulse spark stream --source kafka
     """
     ctx: Context = typer_ctx.obj
-    settings = ctx.settings()
-    if master is not None:
-        settings = settings.model_copy(
-            update={"spark": settings.spark.model_copy(update={"master": master})}
-        )
+    settings = _with_master(ctx.settings(), master)
     from cartpulse.spark.job import SparkJobError, check_source, parse_source, run_stream
     from cartpulse.spark.session import SparkUnavailableError
 
@@ -82,6 +84,46 @@ def stream(
         output.print_json(data)
         return
     output.print_summary(f"spark stream into {settings.home}", data)
+
+
+@spark_app.command("build")
+def build(
+    typer_ctx: typer.Context,
+    select: SelectOption = None,
+    full_refresh: FullRefreshFlag = False,
+    master: MasterOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Build the warehouse's dbt project on Spark (dbt-spark, session method) over the lake.
+
+    The same models and data tests as `cartpulse models run`, from the same SQL: the staging,
+    intermediate and mart tables land as Parquet tables under spark.warehouse_dir (default
+    HOME/spark-warehouse: main.db/mart_*, intermediate.db/int_*), named in a Hive catalog
+    kept in HOME/state/spark-metastore. Daily models are incremental: a build overwrites only
+    the event_date partitions whose lake files changed. Bot-flagged users are left out as in
+    DuckDB: their list is read from warehouse.duckdb (stop `cartpulse serve` first). Examples:
+
+      cartpulse spark build
+
+      cartpulse spark build --select +mart_rfm --master 'local[4]' --json
+    """
+    from cartpulse.cli_warehouse import build_with_progress, report_build
+    from cartpulse.warehouse.project import spark_warehouse_dir
+
+    ctx: Context = typer_ctx.obj
+    settings = _with_master(ctx.settings(), master)
+    run = build_with_progress(ctx, settings, select, full_refresh, json_out, "spark")
+    data = run.as_dict() | {"spark_warehouse": str(spark_warehouse_dir(settings))}
+    report_build(data, json_out, f"spark build {data['status']} in {data['spark_warehouse']}")
+
+
+def _with_master(settings: Settings, master: str | None) -> Settings:
+    """The settings with --master, when given, as spark.master."""
+    if master is None:
+        return settings
+    return settings.model_copy(
+        update={"spark": settings.spark.model_copy(update={"master": master})}
+    )
 
 
 def register(app: typer.Typer) -> None:

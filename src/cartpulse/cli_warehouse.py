@@ -10,24 +10,30 @@ from cartpulse import output
 from cartpulse.cli import Context, JsonFlag, fail, guarded
 from cartpulse.cli_models import models_app  # `models run` joins train/score/list
 from cartpulse.settings import Settings
+from cartpulse.warehouse.runs import ModelsRun
+
+#: `--select` of a dbt build (models run, spark build).
+SelectOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select",
+        "-s",
+        help="dbt selection, e.g. mart_rfm, +mart_daily_kpis (with what it needs) or "
+        "marts (a folder); repeatable. Default: every model and test.",
+    ),
+]
+
+#: `--full-refresh` of a dbt build.
+FullRefreshFlag = Annotated[
+    bool, typer.Option("--full-refresh", help="Rebuild incremental models from the whole lake.")
+]
 
 
 @models_app.command("run")
 def models_run(
     typer_ctx: typer.Context,
-    select: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--select",
-            "-s",
-            help="dbt selection, e.g. mart_rfm, +mart_daily_kpis (with what it needs) or "
-            "marts (a folder); repeatable. Default: every model and test.",
-        ),
-    ] = None,
-    full_refresh: Annotated[
-        bool,
-        typer.Option("--full-refresh", help="Rebuild incremental models from the whole lake."),
-    ] = False,
+    select: SelectOption = None,
+    full_refresh: FullRefreshFlag = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Build the marts from the lake and run every data test (`dbt build`).
@@ -50,14 +56,32 @@ def models_run(
     """
     ctx: Context = typer_ctx.obj
     settings = ctx.settings()
-    from cartpulse.warehouse import NodeProgress, run_models
-    from cartpulse.warehouse.project import check_ready
-
     if running := guarded(ctx, lambda: _run_in_serve(settings, select)):
         _report(settings, running, json_out)
         return
+    run = build_with_progress(ctx, settings, select, full_refresh, json_out)
+    data = run.as_dict()
+    if run.ok and settings.serving.postgres_dsn is not None:
+        from cartpulse.sinks.postgres.sync import sync_home
+
+        data["postgres"] = guarded(ctx, lambda: sync_home(settings, tables=False))["marts"]
+    _report(settings, data, json_out)
+
+
+def build_with_progress(
+    ctx: Context,
+    settings: Settings,
+    select: list[str] | None,
+    full_refresh: bool,
+    json_out: bool,
+    engine: str = "duckdb",
+) -> ModelsRun:
+    """Run `dbt build` on the engine with a progress bar (none with --json)."""
+    from cartpulse.warehouse import NodeProgress, run_models
+    from cartpulse.warehouse.project import check_ready
+
     guarded(ctx, lambda: check_ready(settings))
-    with output.count_progress("building models and tests", 0, quiet=json_out) as bar:
+    with output.count_progress(f"building models and tests on {engine}", 0, quiet=json_out) as bar:
         task = bar.task_ids[0]
 
         def on_progress(node: NodeProgress) -> None:
@@ -68,13 +92,7 @@ def models_run(
                 description=f"{node.resource_type} {node.name}: {node.status}",
             )
 
-        run = guarded(ctx, lambda: run_models(settings, select, on_progress, full_refresh))
-    data = run.as_dict()
-    if run.ok and settings.serving.postgres_dsn is not None:
-        from cartpulse.sinks.postgres.sync import sync_home
-
-        data["postgres"] = guarded(ctx, lambda: sync_home(settings, tables=False))["marts"]
-    _report(settings, data, json_out)
+        return guarded(ctx, lambda: run_models(settings, select, on_progress, full_refresh, engine))
 
 
 def _run_in_serve(settings: Settings, select: list[str] | None) -> dict[str, Any] | None:
@@ -86,10 +104,15 @@ def _run_in_serve(settings: Settings, select: list[str] | None) -> dict[str, Any
 
 def _report(settings: Settings, data: dict[str, Any], json_out: bool) -> None:
     """Print a run and exit 1 when it did not succeed."""
+    report_build(data, json_out, f"models run {data['status']} in {settings.warehouse_path}")
+
+
+def report_build(data: dict[str, Any], json_out: bool, title: str) -> None:
+    """Print a build's outcome (failures in full) and exit 1 when it did not succeed."""
     failures = data.pop("failures", None)
     if json_out:
         output.print_json(data | {"failures": failures})
     else:
-        output.print_summary(f"models run {data['status']} in {settings.warehouse_path}", data)
+        output.print_summary(title, data)
     if data["status"] != "success":
         fail(data.get("message") or f"models run {data['status']}", code=1)

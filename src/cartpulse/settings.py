@@ -249,6 +249,10 @@ class SparkSettings(_Section):
     """Files one micro-batch reads from a `files:DIR` source (None: all available)."""
     driver_memory: str = Field(default="2g", pattern=r"^\d+[kmgt]$")
     """`spark.driver.memory` (local mode runs the executors in the driver)."""
+    warehouse_dir: Path | None = None
+    """Tables of `cartpulse spark build` (dbt-spark); default: <home>/spark-warehouse."""
+    dbt_threads: int = Field(default=4, ge=1, le=64)
+    """Models and tests `cartpulse spark build` submits at once (Spark runs them side by side)."""
 
 
 class ModelSettings(_Section):

@@ -1,6 +1,7 @@
 {#- Per UTC day, hour and category: event counts and revenue. Built incrementally by
     event_date partition. -#}
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key='event_date',
+          partition_by=event_date_partitions()) }}
 
 with events as (
 

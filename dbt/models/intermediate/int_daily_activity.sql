@@ -1,6 +1,7 @@
 {#- Per UTC day: visitors, buyers, events by type and revenue. Built incrementally: only
     partitions whose lake fingerprint changed are recomputed. -#}
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key='event_date',
+          partition_by=event_date_partitions()) }}
 
 with events as (
 

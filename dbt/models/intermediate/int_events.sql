@@ -18,7 +18,7 @@ final as (
     select events.*
     from events
     {% if var('exclude_bots') %}
-    anti join bot_users using (user_id)
+    anti join bot_users on events.user_id = bot_users.user_id
     {% endif %}
 
 )

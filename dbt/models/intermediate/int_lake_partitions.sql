@@ -2,14 +2,13 @@
     partition gains a file or the set of excluded users changes (drives incremental builds). -#}
 with files as (
 
-    select file_name, num_rows
-    from parquet_file_metadata('{{ var("lake_dir") }}/events/*/*.parquet')
+    {{ lake_files() }}
 
 ),
 
 bot_users as (
 
-    select coalesce(hash(list(user_id order by user_id)), 0) as bot_list_hash
+    select {{ sorted_values_hash('user_id') }} as bot_list_hash
     from {{ ref('stg_bot_users') }}
 
 ),
@@ -17,9 +16,10 @@ bot_users as (
 partitions as (
 
     select
-        regexp_extract(file_name, 'event_date=(\d{4}-\d{2}-\d{2})', 1)::date as event_date,
+        cast(regexp_extract(file_name, 'event_date=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) as date)
+            as event_date,
         count(*) as files,
-        sum(num_rows)::bigint as lake_rows
+        cast(sum(num_rows) as bigint) as lake_rows
     from files
     group by 1
 
@@ -31,8 +31,11 @@ final as (
         partitions.event_date,
         partitions.files,
         partitions.lake_rows,
-        concat_ws(':', partitions.files, partitions.lake_rows,
-            {{ "bot_users.bot_list_hash" if var('exclude_bots') else "'bots-included'" }}
+        concat_ws(':',
+            cast(partitions.files as string),
+            cast(partitions.lake_rows as string),
+            {{ "cast(bot_users.bot_list_hash as string)" if var('exclude_bots')
+               else "'bots-included'" }}
         ) as lake_fingerprint
     from partitions
     cross join bot_users

@@ -9,7 +9,7 @@ with events as (
     -- grouping by a 64-bit hash is several times faster than by the 36-character id;
     -- the test assert_session_keys_unique proves no two ids share a key
     select
-        hash(user_session) as session_key,
+        {{ hash64('user_session') }} as session_key,
         user_session,
         user_id,
         event_time,
@@ -26,7 +26,7 @@ spans as (
     select session_key
     from events
     group by session_key
-    having epoch_us(max(event_time)) - epoch_us(min(event_time)) > {{ timeout_us }}
+    having {{ epoch_us('max(event_time)') }} - {{ epoch_us('min(event_time)') }} > {{ timeout_us }}
 
 ),
 
@@ -44,9 +44,9 @@ long_gaps as (
     select
         *,
         coalesce(
-            epoch_us(event_time) - epoch_us(
-                lag(event_time) over (partition by session_key order by event_time)
-            ) > {{ timeout_us }},
+            {{ epoch_us('event_time') }} - {{ epoch_us(
+                'lag(event_time) over (partition by session_key order by event_time)'
+            ) }} > {{ timeout_us }},
             false
         ) as starts_session
     from long_events
@@ -56,8 +56,14 @@ long_gaps as (
 long_numbered as (
 
     select
-        * exclude (starts_session),
-        sum(starts_session::integer) over (
+        session_key,
+        user_session,
+        user_id,
+        event_time,
+        event_type,
+        product_id,
+        price,
+        sum(cast(starts_session as integer)) over (
             partition by session_key order by event_time rows unbounded preceding
         ) as session_seq
     from long_gaps
@@ -85,7 +91,7 @@ sessions as (
         min(event_time) as session_start,
         max(event_time) as session_end,
         -- the user of the latest event; the largest id on a tie (shared session ids)
-        max(struct_pack(t := event_time, u := user_id)).u as user_id,
+        {{ value_at_max('user_id', 'event_time') }} as user_id,
         count(*) as events,
         {{ event_counts() }}
     from numbered
@@ -111,7 +117,7 @@ cart_products as (
         sum(case event_type when 'cart' then 1 when 'view' then 0 else -1 end) as net_count,
         bool_or(event_type <> 'view') as carted,
         -- last seen price of the product in the session; the highest on a tie
-        max(struct_pack(t := event_time, p := price)).p as last_price
+        {{ value_at_max('price', 'event_time') }} as last_price
     from numbered
     semi join cart_keys using (session_key, product_id)
     group by session_key, session_seq, product_id
@@ -125,7 +131,7 @@ carts as (
         session_seq,
         sum(net_count)::bigint as cart_item_count,
         -- exact decimal sum, as the stream engine: independent of aggregation order
-        sum(net_count * last_price::decimal(38, 6))::double as cart_value_amount
+        cast(sum(net_count * cast(last_price as decimal(38, 6))) as double) as cart_value_amount
     from cart_products
     where carted and net_count > 0
     group by session_key, session_seq
@@ -135,14 +141,14 @@ carts as (
 final as (
 
     select
-        sessions.user_session || '#' || sessions.session_seq as session_id,
+        sessions.user_session || '#' || cast(sessions.session_seq as string) as session_id,
         sessions.user_session,
         sessions.session_seq,
         sessions.user_id,
         sessions.session_start,
         sessions.session_end,
-        (epoch_us(sessions.session_end) - epoch_us(sessions.session_start)) / 1e6
-            as duration_s,
+        ({{ epoch_us('sessions.session_end') }} - {{ epoch_us('sessions.session_start') }})
+            / 1e6 as duration_s,
         sessions.events,
         sessions.views,
         sessions.carts,

@@ -29,7 +29,7 @@ shop as (
         {{ safe_divide('sum(purchases)', 'sum(carts)') }} as cart_to_purchase_rate,
         median(views) as median_views,
         median(carts) as median_carts,
-        quantile_cont(views, 0.25) as p25_views
+        percentile_cont(0.25) within group (order by views) as p25_views
     from brands
 
 ),

@@ -9,12 +9,12 @@ with sessions as (
 by_slot as (
 
     select
-        isodow(timezone('UTC', session_end))::integer as weekday,
-        hour(timezone('UTC', session_end))::integer as hour,
+        {{ utc_isodow('session_end') }} as weekday,
+        {{ utc_hour('session_end') }} as hour,
         count(*) as sessions,
         count(*) filter (where carts > 0) as cart_sessions,
         count(*) filter (where is_abandoned) as abandoned_sessions,
-        coalesce(sum(cart_value_amount) filter (where is_abandoned), 0)
+        coalesce({{ exact_sum('cart_value_amount', 'is_abandoned') }}, 0)
             as abandoned_value_amount,
         coalesce(sum(cart_item_count) filter (where is_abandoned), 0) as abandoned_items
     from sessions
@@ -26,7 +26,11 @@ final as (
 
     select
         weekday,
-        dayname(date '2024-01-01' + (weekday - 1)::integer) as weekday_name,
+        case weekday
+            when 1 then 'Monday' when 2 then 'Tuesday' when 3 then 'Wednesday'
+            when 4 then 'Thursday' when 5 then 'Friday' when 6 then 'Saturday'
+            else 'Sunday'
+        end as weekday_name,
         hour,
         sessions,
         cart_sessions,

@@ -13,7 +13,7 @@ sessions as (
 
 sessions_per_day as (
 
-    select timezone('UTC', session_start)::date as event_date, count(*) as sessions
+    select {{ utc_date('session_start') }} as event_date, count(*) as sessions
     from sessions
     group by 1
 

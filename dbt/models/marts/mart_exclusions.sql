@@ -25,7 +25,7 @@ quarantined as (
         'quarantine' as exclusion,
         reason,
         count(*) as excluded_rows,
-        null::bigint as excluded_users,
+        cast(null as bigint) as excluded_users,
         true as excluded
     from quarantine
     group by reason

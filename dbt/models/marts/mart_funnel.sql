@@ -1,6 +1,7 @@
 {#- One row per UTC day, category and brand: the view → cart → purchase funnel in distinct
     users and in events. Built incrementally by event_date partition. -#}
-{{ config(materialized='incremental', unique_key='event_date') }}
+{{ config(materialized='incremental', unique_key='event_date',
+          partition_by=event_date_partitions()) }}
 
 with events as (
 

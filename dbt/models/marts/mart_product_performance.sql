@@ -10,8 +10,8 @@ totals as (
     select
         product_id,
         -- the category and brand the product was last seen with
-        max(struct_pack(t := last_event_at, c := category)).c as category,
-        max(struct_pack(t := last_event_at, b := brand)).b as brand,
+        {{ value_at_max('category', 'last_event_at') }} as category,
+        {{ value_at_max('brand', 'last_event_at') }} as brand,
         min(event_date) as first_seen_date,
         max(event_date) as last_seen_date,
         {{ summed(['views', 'carts', 'removes', 'purchases', 'revenue_amount']) }}

@@ -20,7 +20,7 @@ buyers as (
         user_id,
         max(event_time) as last_purchase_at,
         count(distinct event_date) as frequency,
-        sum(price) as monetary_amount
+        {{ exact_sum('price') }} as monetary_amount
     from events
     where event_type = 'purchase'
     group by user_id
@@ -31,8 +31,10 @@ measured as (
 
     select
         buyers.*,
-        (epoch_us(as_of.as_of_time) - epoch_us(buyers.last_purchase_at)) // 86400000000
-            as recency_days
+        cast(floor(
+            ({{ epoch_us('as_of.as_of_time') }} - {{ epoch_us('buyers.last_purchase_at') }})
+            / 86400000000
+        ) as bigint) as recency_days
     from buyers
     cross join as_of
 
@@ -60,7 +62,8 @@ final as (
         r_score,
         f_score,
         m_score,
-        r_score::varchar || f_score::varchar || m_score::varchar as rfm_score,
+        cast(r_score as string) || cast(f_score as string) || cast(m_score as string)
+            as rfm_score,
         case
             when r_score >= 4 and f_score >= 4 then 'champions'
             when r_score >= 3 and f_score >= 4 then 'loyal'

@@ -2,12 +2,7 @@
     wall-clock time, whatever the session's time zone. -#}
 with source as (
 
-    select *
-    from read_parquet(
-        '{{ var("lake_dir") }}/events/*/*.parquet',
-        hive_partitioning = true,
-        hive_types = {'event_date': date}
-    )
+    select * from {{ lake_events() }}
 
 ),
 
@@ -16,8 +11,8 @@ renamed as (
     select
         event_time,
         event_date,
-        hour(timezone('UTC', event_time))::integer as event_hour,
-        isodow(timezone('UTC', event_time))::integer as event_weekday,
+        {{ utc_hour('event_time') }} as event_hour,
+        {{ utc_isodow('event_time') }} as event_weekday,
         event_type,
         product_id,
         category_id,

@@ -49,9 +49,16 @@ def spark_home() -> Path:
 
 
 def build_session(
-    cfg: SparkSettings, app_name: str = "cartpulse", warehouse_dir: Path | None = None
+    cfg: SparkSettings,
+    app_name: str = "cartpulse",
+    warehouse_dir: Path | None = None,
+    metastore_dir: Path | None = None,
 ) -> SparkSession:
-    """A SparkSession for the given master, with UTC time and Parquet timestamps in µs."""
+    """A SparkSession for the given master, with UTC time and Parquet timestamps in µs.
+
+    With `metastore_dir`, tables are kept in a Hive catalog stored there (embedded Derby), so
+    that a later session finds the tables an earlier one made.
+    """
     require_pyspark()
     os.environ["JAVA_HOME"] = str(java_home())
     # local-cluster masters start executors through SPARK_HOME's scripts.
@@ -74,6 +81,17 @@ def build_session(
     )
     if warehouse_dir is not None:
         builder = builder.config("spark.sql.warehouse.dir", str(warehouse_dir))
+    if metastore_dir is not None:
+        url = f"jdbc:derby:;databaseName={metastore_dir.resolve()};create=true"
+        builder = (
+            builder.enableHiveSupport()
+            .config("spark.hadoop.javax.jdo.option.ConnectionURL", url)
+            # derby.log goes beside the database, not into the working directory
+            .config(
+                "spark.driver.extraJavaOptions",
+                f"-Dderby.system.home={metastore_dir.resolve().parent}",
+            )
+        )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session

@@ -13,6 +13,9 @@ SOURCE_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt"
 
 PROFILE_NAME = "cartpulse"
 
+#: The engines the dbt project builds on: dbt-duckdb into warehouse.duckdb, dbt-spark (session).
+ENGINES = ("duckdb", "spark")
+
 
 class WarehouseError(ValueError):
     """The warehouse cannot be built; the message says what to do."""
@@ -35,33 +38,53 @@ def check_ready(settings: Settings) -> None:
     dbt_vars(settings)
 
 
-def dbt_state_dir(settings: Settings) -> Path:
+def dbt_state_dir(settings: Settings, engine: str = "duckdb") -> Path:
     """dbt's target/, logs/ and profiles.yml live here, never in the project folder."""
-    return settings.state_dir / "dbt"
+    return settings.state_dir / ("dbt" if engine == "duckdb" else f"dbt-{engine}")
 
 
-def write_profile(settings: Settings) -> Path:
-    """Write profiles.yml pointing dbt-duckdb at the warehouse; return its folder."""
-    folder = dbt_state_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    profile = {
-        PROFILE_NAME: {
-            "target": "warehouse",
-            "outputs": {
-                "warehouse": {
-                    "type": "duckdb",
-                    "path": str(settings.warehouse_path.resolve()),
-                    "schema": "main",
-                    "threads": settings.warehouse.threads,
-                    # applied with SET on dbt's connections; DuckDB spills beyond it
-                    "settings": {
-                        "memory_limit": settings.warehouse.memory_limit,
-                        "preserve_insertion_order": False,
-                    },
-                }
+def spark_metastore_dir(settings: Settings) -> Path:
+    """The Derby database of the Spark catalog that names the tables a Spark build made."""
+    return settings.state_dir / "spark-metastore"
+
+
+def spark_warehouse_dir(settings: Settings) -> Path:
+    """Where a Spark build writes its tables: <schema>.db/<table>/ Parquet folders."""
+    return settings.spark.warehouse_dir or settings.home / "spark-warehouse"
+
+
+def _output(settings: Settings, engine: str) -> dict[str, Any]:
+    """The profile target of one engine."""
+    if engine == "duckdb":
+        return {
+            "type": "duckdb",
+            "path": str(settings.warehouse_path.resolve()),
+            "schema": "main",
+            "threads": settings.warehouse.threads,
+            # applied with SET on dbt's connections; DuckDB spills beyond it
+            "settings": {
+                "memory_limit": settings.warehouse.memory_limit,
+                "preserve_insertion_order": False,
             },
         }
-    }
+    if engine == "spark":
+        # the session itself is started by cartpulse.spark.warehouse before dbt runs
+        return {
+            "type": "spark",
+            "method": "session",
+            "host": "NA",
+            "schema": "main",
+            "threads": settings.spark.dbt_threads,
+        }
+    raise WarehouseError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+
+
+def write_profile(settings: Settings, engine: str = "duckdb") -> Path:
+    """Write profiles.yml pointing dbt at the engine's warehouse; return its folder."""
+    folder = dbt_state_dir(settings, engine)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = "warehouse" if engine == "duckdb" else engine
+    profile = {PROFILE_NAME: {"target": target, "outputs": {target: _output(settings, engine)}}}
     # JSON is YAML: no YAML writer needed
     (folder / "profiles.yml").write_text(json.dumps(profile, indent=2), encoding="utf-8")
     return folder
@@ -88,21 +111,27 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
     }
 
 
-def dbt_args(settings: Settings, select: list[str] | None, full_refresh: bool) -> list[str]:
-    """The `dbt build` command line for this home."""
-    state = dbt_state_dir(settings)
+def dbt_args(
+    settings: Settings,
+    select: list[str] | None,
+    full_refresh: bool,
+    engine: str = "duckdb",
+    extra_vars: dict[str, Any] | None = None,
+) -> list[str]:
+    """The `dbt build` command line for this home and engine."""
+    state = dbt_state_dir(settings, engine)
     args = [
         "build",
         "--project-dir",
         str(project_dir(settings)),
         "--profiles-dir",
-        str(write_profile(settings)),
+        str(write_profile(settings, engine)),
         "--target-path",
         str(state / "target"),
         "--log-path",
         str(state / "logs"),
         "--vars",
-        json.dumps(dbt_vars(settings)),
+        json.dumps(dbt_vars(settings) | (extra_vars or {})),
         # nothing on stdout (the CLI prints), no network calls, the log file still written
         "--log-level",
         "none",

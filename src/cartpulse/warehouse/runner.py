@@ -67,30 +67,68 @@ def run_models(
     select: Sequence[str] | None = None,
     on_progress: OnProgress | None = None,
     full_refresh: bool = False,
+    engine: str = "duckdb",
 ) -> ModelsRun:
-    """Build the selected models and run their tests (`dbt build`); record the run."""
-    from dbt.cli.main import dbtRunner
+    """Build the selected models and run their tests (`dbt build`) on the engine.
 
+    DuckDB builds are recorded in the table models_runs; Spark builds write only to Spark.
+    """
     run = ModelsRun(
         run_id=uuid.uuid4().hex,
         started_at=datetime.now(UTC),
         selector=" ".join(select) if select else None,
     )
     started = time.perf_counter()
+    record = engine == "duckdb"
     with _ONE_BUILD:
         try:
+            if engine == "spark":
+                return _run_on_spark(settings, run, started, select, on_progress, full_refresh)
             args = dbt_args(settings, list(select or ()), full_refresh)
         except WarehouseError as exc:
-            return _finish(settings, run, started, "error", str(exc))
+            return _finish(settings, run, started, "error", str(exc), record)
         runs.record(settings.warehouse_path, run)
-        log.info("models_run_started run_id=%s select=%s", run.run_id, run.selector)
-        result = dbtRunner(callbacks=[_Progress(on_progress)]).invoke(args)
-        if result.exception is not None:
-            return _finish(settings, run, started, "error", f"dbt failed: {result.exception}")
-        _count(run, result.result)
-        status = "success" if result.success else "failed"
-        message = "; ".join(run.failures or []) or None
-        return _finish(settings, run, started, status, message)
+        return _invoke(settings, run, started, args, on_progress, record)
+
+
+def _run_on_spark(
+    settings: Settings,
+    run: ModelsRun,
+    started: float,
+    select: Sequence[str] | None,
+    on_progress: OnProgress | None,
+    full_refresh: bool,
+) -> ModelsRun:
+    """A build in a SparkSession that cartpulse starts and stops around dbt."""
+    from cartpulse.spark.warehouse import spark_build_vars, start_build_session
+
+    extra = spark_build_vars(settings)
+    args = dbt_args(settings, list(select or ()), full_refresh, "spark", extra)
+    session = start_build_session(settings)
+    try:
+        return _invoke(settings, run, started, args, on_progress, record=False)
+    finally:
+        session.stop()
+
+
+def _invoke(
+    settings: Settings,
+    run: ModelsRun,
+    started: float,
+    args: list[str],
+    on_progress: OnProgress | None,
+    record: bool,
+) -> ModelsRun:
+    """Run dbt in this process and count what it did."""
+    from dbt.cli.main import dbtRunner
+
+    log.info("models_run_started run_id=%s select=%s", run.run_id, run.selector)
+    result = dbtRunner(callbacks=[_Progress(on_progress)]).invoke(args)
+    if result.exception is not None:
+        return _finish(settings, run, started, "error", f"dbt failed: {result.exception}", record)
+    _count(run, result.result)
+    status = "success" if result.success else "failed"
+    return _finish(settings, run, started, status, "; ".join(run.failures or []) or None, record)
 
 
 def _count(run: ModelsRun, execution: Any) -> None:
@@ -118,13 +156,18 @@ def _one_line(message: object) -> str:
 
 
 def _finish(
-    settings: Settings, run: ModelsRun, started: float, status: str, message: str | None
+    settings: Settings,
+    run: ModelsRun,
+    started: float,
+    status: str,
+    message: str | None,
+    record: bool = True,
 ) -> ModelsRun:
     run.status = status
     run.message = message
     run.finished_at = datetime.now(UTC)
     run.elapsed_s = round(time.perf_counter() - started, 3)
-    if settings.warehouse_path.parent.is_dir():
+    if record and settings.warehouse_path.parent.is_dir():
         runs.record(settings.warehouse_path, run)
     log.info(
         "models_run_finished run_id=%s status=%s elapsed_s=%.3f models_ok=%d models_failed=%d "

@@ -16,6 +16,7 @@ from cartpulse.warehouse.project import (
     dbt_args,
     dbt_vars,
     project_dir,
+    spark_warehouse_dir,
     write_profile,
 )
 
@@ -74,3 +75,24 @@ def test_a_project_dir_without_dbt_project_is_refused(home: Path) -> None:
     settings = Settings(home=home, warehouse={"project_dir": home})
     with pytest.raises(WarehouseError, match="CARTPULSE_WAREHOUSE__PROJECT_DIR"):
         project_dir(settings)
+
+
+def test_spark_profile_uses_the_session_cartpulse_starts(home: Path) -> None:
+    settings = Settings(home=home, spark={"dbt_threads": 3})
+    folder = write_profile(settings, "spark")
+    assert folder == settings.state_dir / "dbt-spark"
+    profile = json.loads((folder / "profiles.yml").read_text())["cartpulse"]
+    assert profile["target"] == "spark"
+    assert profile["outputs"]["spark"] == {
+        "type": "spark",
+        "method": "session",
+        "host": "NA",
+        "schema": "main",
+        "threads": 3,
+    }
+    assert spark_warehouse_dir(settings) == home / "spark-warehouse"
+
+
+def test_unknown_engine_is_refused(home: Path) -> None:
+    with pytest.raises(WarehouseError, match="unknown engine 'trino'"):
+        write_profile(Settings(home=home), "trino")

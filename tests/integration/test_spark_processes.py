@@ -97,6 +97,8 @@ def test_killed_job_restarts_from_its_checkpoint_without_loss_or_duplicates(
     assert (spark_rows, lost, duplicated) == (rows, 0, 0)
     carts = diffs["abandoned_carts"]
     assert carts[0] > 0 and carts[1:] == (carts[0], 0, 0)
+    for name in ("quarantine", "dq_counts (event minutes)", "dq_counts (quarantine)", "bot_alerts"):
+        assert diffs[name][1:] == (diffs[name][0], 0, 0), (name, diffs[name])
 
 
 @pytest.mark.skipif(

@@ -75,6 +75,7 @@ def test_real_rows_give_the_same_outputs_as_the_embedded_engine(
     rows = assert_same_outputs(tmp_path / "embedded", tmp_path / "spark")
     assert report["events"] == rows["lake"]
     assert report["abandoned_carts"] == rows["abandoned_carts"]
+    assert report["quarantined"] == rows["quarantine"]
 
 
 def test_generated_events_give_the_same_outputs_as_the_embedded_engine(
@@ -84,6 +85,7 @@ def test_generated_events_give_the_same_outputs_as_the_embedded_engine(
     run_spark(spark, tmp_path / "spark", generated_input)
     rows = assert_same_outputs(tmp_path / "embedded", tmp_path / "spark")
     assert rows["lake"] > 35_000
+    assert rows["quarantine"] > 0 and rows["bot_alerts"] > 0
 
 
 def test_rerun_on_the_same_checkpoint_adds_nothing(
@@ -93,3 +95,4 @@ def test_rerun_on_the_same_checkpoint_adds_nothing(
     again = run_spark(spark, tmp_path / "spark", real_input)
     assert first["events"] > 0
     assert (again["events"], again["abandoned_carts"], again["sales_rows"]) == (0, 0, 0)
+    assert (again["quarantined"], again["bot_alerts"]) == (0, 0)

@@ -163,8 +163,7 @@ class ServingStore:
             self._replace("engine.sessions", state.sessions.sessions)
             self._replace("engine.items", state.sessions.items)
             self._replace("engine.sales_windows", state.sales_windows)
-            self._replace("engine.bot_users", state.bots.users)
-            self._replace("engine.bot_hours", state.bots.hour_totals)
+            self.replace_bot_state(state.bots)
             cp = state.checkpoint
             con.execute(
                 "INSERT OR REPLACE INTO engine.checkpoint VALUES (?, ?, ?, ?, ?, now())",
@@ -203,6 +202,11 @@ class ServingStore:
                 "DO UPDATE SET rows = dq_counts.rows + excluded.rows"
             )
             con.unregister("new_dq")
+
+    def replace_bot_state(self, bots: BotState) -> None:
+        """Store the bot detector's state (inside the caller's transaction)."""
+        self._replace("engine.bot_users", bots.users)
+        self._replace("engine.bot_hours", bots.hour_totals)
 
     def _replace(self, table: str, data: pa.Table) -> None:
         self.con.execute(f"DELETE FROM {table}")

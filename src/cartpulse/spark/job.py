@@ -1,9 +1,12 @@
-"""`cartpulse spark stream`: the stream logic as three Spark Structured Streaming queries.
+"""`cartpulse spark stream`: the stream logic as Spark Structured Streaming queries.
 
-- lake: source → clean (validator in `mapInArrow`) → drop duplicates → lake (per batch id)
+- lake: source → clean (validator in `mapInArrow`) → drop duplicates → lake (per batch id),
+  and the batch's `accepted` / `zero_price` counts → `dq_counts`
+- quarantine: source → the rows the validator rejects → lake/quarantine and `dq_counts`
 - sales: lake → 1-minute windows per product with the watermark → `product_sales_minute`
 - sessions: lake → session operator per bucket (`applyInPandasWithState`) → abandoned carts
   and the outbox
+- bots: lake → the bot operator on the driver → `bot_alerts` (see spark/quality.py)
 
 The lake is the clean, deduplicated log the other two queries read, as the embedded engine
 reads its event log. Each query has its own checkpoint; its sink is idempotent by batch id.
@@ -25,8 +28,9 @@ import pyarrow.parquet as pq
 from cartpulse.operators.sessions import ABANDONED_CARTS_SCHEMA
 from cartpulse.schema import EVENT_COLUMNS
 from cartpulse.settings import Settings
-from cartpulse.spark.clean import EVENT_DDL, clean_files, clean_kafka_values
+from cartpulse.spark.clean import EVENT_DDL, QUARANTINE_DDL, clean_files, clean_kafka_values
 from cartpulse.spark.lake import write_lake_batch
+from cartpulse.spark.quality import SparkBots, lake_batch_counts, write_quarantine_batch
 from cartpulse.spark.sessions import (
     OUTPUT_DDL,
     SESSION_INPUT_COLUMNS,
@@ -96,6 +100,8 @@ class SparkReport:
 
     master: str
     events: int = 0
+    quarantined: int = 0
+    bot_alerts: int = 0
     abandoned_carts: int = 0
     sales_rows: int = 0
     micro_batches: dict[str, int] = field(default_factory=dict)
@@ -108,6 +114,8 @@ class SparkReport:
         return {
             "master": self.master,
             "events": self.events,
+            "quarantined": self.quarantined,
+            "bot_alerts": self.bot_alerts,
             "abandoned_carts": self.abandoned_carts,
             "sales_rows": self.sales_rows,
             "micro_batches": self.micro_batches,
@@ -131,21 +139,24 @@ class SparkStreamJob:
         for folder in (self.settings.events_dir, self.control_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.sink = StoreSink(settings)
+        self.bots = SparkBots(settings, self.sink) if settings.bots.enabled else None
 
     def close(self) -> None:
-        """Close the serving store."""
+        """Close the bot detector and the serving store."""
+        if self.bots is not None:
+            self.bots.close()
         self.sink.close()
 
     def run_backfill(self, flush: bool = True) -> SparkReport:
         """Process everything available now, then (with `flush`) expire every open session."""
         start = time.perf_counter()
-        self._await([self._start(self.lake_query(), "lake", once=True)])
         self._await(
             [
-                self._start(self.sales_query(), "sales", once=True),
-                self._start(self.sessions_query(), "sessions", once=True),
+                self._start(self.lake_query(), "lake", once=True),
+                self._start(self.quarantine_query(), "quarantine", once=True),
             ]
         )
+        self._await([self._start(q, name, once=True) for name, q in self._lake_readers()])
         if flush:
             self.request_flush()
             self._await([self._start(self.sessions_query(), "sessions", once=True)])
@@ -155,11 +166,8 @@ class SparkStreamJob:
     def run_continuous(self, timeout_s: float | None = None) -> SparkReport:
         """Run all three queries on the trigger interval until one fails or `timeout_s` passes."""
         start = time.perf_counter()
-        queries = [
-            self._start(self.lake_query(), "lake", once=False),
-            self._start(self.sales_query(), "sales", once=False),
-            self._start(self.sessions_query(), "sessions", once=False),
-        ]
+        writers = [("lake", self.lake_query()), ("quarantine", self.quarantine_query())]
+        queries = [self._start(q, name, once=False) for name, q in writers + self._lake_readers()]
         try:
             self.spark.streams.awaitAnyTermination(
                 None if timeout_s is None else int(timeout_s * 1000)
@@ -182,14 +190,24 @@ class SparkStreamJob:
 
     # -- the queries -------------------------------------------------------------------------
 
-    def clean_stream(self) -> DataFrame:
-        """Raw events from the source, validated (not yet deduplicated)."""
+    def _lake_readers(self) -> list[tuple[str, DataStreamWriter]]:
+        """The queries that read the lake: sales, sessions and (when enabled) bots."""
+        readers = [("sales", self.sales_query()), ("sessions", self.sessions_query())]
+        if self.bots is not None:
+            readers.append(("bots", self.bots_query()))
+        return readers
+
+    def clean_stream(self, rejected: bool = False) -> DataFrame:
+        """Raw events from the source, validated (not yet deduplicated); or the rejected rows."""
+        ddl = QUARANTINE_DDL if rejected else EVENT_DDL
         if self.source.kind == "files":
             reader = self.spark.readStream.format("binaryFile").schema(_BINARY_FILE_DDL)
             if self.cfg.max_files_per_trigger:
                 reader = reader.option("maxFilesPerTrigger", self.cfg.max_files_per_trigger)
             raw = reader.load(str(self.source.path))
-            return raw.select("path", "content").mapInArrow(clean_files, EVENT_DDL)
+            return raw.select("path", "content").mapInArrow(
+                partial(clean_files, rejected=rejected), ddl
+            )
         raw = (
             self.spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", self.cfg.kafka_bootstrap_servers)
@@ -197,7 +215,7 @@ class SparkStreamJob:
             .option("startingOffsets", "earliest")
             .load()
         )
-        return raw.select("value").mapInArrow(clean_kafka_values, EVENT_DDL)
+        return raw.select("value").mapInArrow(partial(clean_kafka_values, rejected=rejected), ddl)
 
     def lake_query(self) -> DataStreamWriter:
         """Clean → exact duplicates dropped within the dedupe window → lake."""
@@ -210,9 +228,36 @@ class SparkStreamJob:
 
         def write(frame: DataFrame, batch_id: int) -> None:
             write_lake_batch(frame, batch_id, events_dir, staging, fsync)
-            self.report.events += _rows_in(events_dir, batch_id)
+            counts = lake_batch_counts(events_dir, batch_id)
+            if self.sink.publish_dq("lake", batch_id, counts):
+                self.report.events += _rows_in(events_dir, batch_id)
 
         return deduped.writeStream.foreachBatch(write)
+
+    def quarantine_query(self) -> DataStreamWriter:
+        """The rows the validator rejects → lake/quarantine and `dq_counts`, per batch id."""
+        quarantine_dir = self.settings.quarantine_dir
+        fsync = self.settings.fsync != "never"
+
+        def write(frame: DataFrame, batch_id: int) -> None:
+            rows = frame.toArrow()
+            counts = write_quarantine_batch(rows, batch_id, quarantine_dir, fsync)
+            if self.sink.publish_dq("quarantine", batch_id, counts):
+                self.report.quarantined += rows.num_rows
+
+        return self.clean_stream(rejected=True).writeStream.foreachBatch(write)
+
+    def bots_query(self) -> DataStreamWriter:
+        """The lake's events into the bot detector (on the driver) → `bot_alerts`."""
+        assert self.bots is not None
+        bots = self.bots
+
+        def detect(frame: DataFrame, batch_id: int) -> None:
+            before = bots.alerts
+            bots.batch(frame, batch_id)
+            self.report.bot_alerts += bots.alerts - before
+
+        return self.lake_stream().writeStream.foreachBatch(detect)
 
     def lake_stream(self) -> DataFrame:
         """The lake's clean events as a stream: every file landed since the last batch.

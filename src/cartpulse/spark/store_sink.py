@@ -1,4 +1,4 @@
-"""The serving-store sink of the Spark runner: sales windows, abandoned carts and the outbox.
+"""The serving-store sink of the Spark runner: sales, abandoned carts, outbox, dq, bots.
 
 Each micro-batch's outputs are committed once per (query, batch id): the batch id is recorded
 in the same transaction, so a batch that Spark runs again after a crash changes nothing.
@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cartpulse.engine.store import BatchOutputs, ServingStore
+from cartpulse.operators.bots import BOT_ALERTS_SCHEMA, BotState
 from cartpulse.operators.dq import DQ_SCHEMA
 from cartpulse.operators.sales import SALES_SCHEMA
 from cartpulse.operators.sessions import ABANDONED_CARTS_SCHEMA
@@ -59,23 +60,57 @@ class StoreSink:
         )
         return self._publish_once("sessions", batch_id, outputs, with_messages=True)
 
-    def _publish_once(
-        self, query: str, batch_id: int, outputs: BatchOutputs, with_messages: bool
-    ) -> bool:
+    def publish_dq(self, query: str, batch_id: int, counts: pa.Table) -> bool:
+        """Add one batch's data-quality counts (minute, reason, rows) to `dq_counts`."""
+        outputs = BatchOutputs(
+            ABANDONED_CARTS_SCHEMA.empty_table(), SALES_SCHEMA.empty_table(), counts.cast(DQ_SCHEMA)
+        )
+        return self._publish_once(query, batch_id, outputs, with_messages=False)
+
+    def done(self, query: str, batch_id: int) -> bool:
+        """Whether the query's batch has already been committed."""
         with self._lock:
-            con = self.store.con
-            done = con.execute(
+            rows = self.store.con.execute(
                 "SELECT count(*) FROM engine.spark_batches WHERE query = ? AND batch_id = ?",
                 [query, batch_id],
             ).fetchall()
-            if done[0][0]:
-                return False
+        return bool(rows[0][0])
+
+    def load_bots(self) -> BotState:
+        """The bot detector's state as the last committed bots batch left it."""
+        with self._lock:
+            return self.store.load().bots
+
+    def publish_bots(self, batch_id: int, state: BotState, alerts: pa.Table) -> bool:
+        """Insert one batch's bot alerts and commit the detector's state with them."""
+        outputs = BatchOutputs(
+            ABANDONED_CARTS_SCHEMA.empty_table(),
+            SALES_SCHEMA.empty_table(),
+            DQ_SCHEMA.empty_table(),
+            bot_alerts=alerts.cast(BOT_ALERTS_SCHEMA),
+        )
+        return self._publish_once("bots", batch_id, outputs, with_messages=False, bots=state)
+
+    def _publish_once(
+        self,
+        query: str,
+        batch_id: int,
+        outputs: BatchOutputs,
+        with_messages: bool,
+        bots: BotState | None = None,
+    ) -> bool:
+        if self.done(query, batch_id):
+            return False
+        with self._lock:
+            con = self.store.con
             if with_messages and outputs.abandoned_carts.num_rows:
                 now = dt.datetime.now(dt.UTC)
                 outputs.messages = self.retargeter.decide(outputs.abandoned_carts, now)
             con.execute("BEGIN TRANSACTION")
             try:
                 self.store.publish(outputs)
+                if bots is not None:
+                    self.store.replace_bot_state(bots)
                 con.execute(
                     "INSERT INTO engine.spark_batches VALUES (?, ?, now())", [query, batch_id]
                 )

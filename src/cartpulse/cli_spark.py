@@ -90,6 +90,14 @@ def stream(
 def build(
     typer_ctx: typer.Context,
     select: SelectOption = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            help="dbt selection to leave out, e.g. resource_type:test (models only) or "
+            "mart_rfm; repeatable.",
+        ),
+    ] = None,
     full_refresh: FullRefreshFlag = False,
     master: MasterOption = None,
     json_out: JsonFlag = False,
@@ -106,13 +114,15 @@ def build(
       cartpulse spark build
 
       cartpulse spark build --select +mart_rfm --master 'local[4]' --json
+
+      cartpulse spark build --exclude resource_type:test   # models only: no data tests
     """
     from cartpulse.cli_warehouse import build_with_progress, report_build
     from cartpulse.warehouse.project import spark_warehouse_dir
 
     ctx: Context = typer_ctx.obj
     settings = _with_master(ctx.settings(), master)
-    run = build_with_progress(ctx, settings, select, full_refresh, json_out, "spark")
+    run = build_with_progress(ctx, settings, select, full_refresh, json_out, "spark", exclude)
     data = run.as_dict() | {"spark_warehouse": str(spark_warehouse_dir(settings))}
     report_build(data, json_out, f"spark build {data['status']} in {data['spark_warehouse']}")
 

@@ -75,6 +75,7 @@ def build_with_progress(
     full_refresh: bool,
     json_out: bool,
     engine: str = "duckdb",
+    exclude: list[str] | None = None,
 ) -> ModelsRun:
     """Run `dbt build` on the engine with a progress bar (none with --json)."""
     from cartpulse.warehouse import NodeProgress, run_models
@@ -92,7 +93,9 @@ def build_with_progress(
                 description=f"{node.resource_type} {node.name}: {node.status}",
             )
 
-        return guarded(ctx, lambda: run_models(settings, select, on_progress, full_refresh, engine))
+        return guarded(
+            ctx, lambda: run_models(settings, select, on_progress, full_refresh, engine, exclude)
+        )
 
 
 def _run_in_serve(settings: Settings, select: list[str] | None) -> dict[str, Any] | None:

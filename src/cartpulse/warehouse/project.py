@@ -117,6 +117,7 @@ def dbt_args(
     full_refresh: bool,
     engine: str = "duckdb",
     extra_vars: dict[str, Any] | None = None,
+    exclude: list[str] | None = None,
 ) -> list[str]:
     """The `dbt build` command line for this home and engine."""
     state = dbt_state_dir(settings, engine)
@@ -142,6 +143,8 @@ def dbt_args(
     ]
     if select:
         args += ["--select", *select]
+    if exclude:
+        args += ["--exclude", *exclude]
     if full_refresh:
         args.append("--full-refresh")
     return args

@@ -68,6 +68,7 @@ def run_models(
     on_progress: OnProgress | None = None,
     full_refresh: bool = False,
     engine: str = "duckdb",
+    exclude: Sequence[str] | None = None,
 ) -> ModelsRun:
     """Build the selected models and run their tests (`dbt build`) on the engine.
 
@@ -76,15 +77,22 @@ def run_models(
     run = ModelsRun(
         run_id=uuid.uuid4().hex,
         started_at=datetime.now(UTC),
-        selector=" ".join(select) if select else None,
+        selector=" ".join([*(select or ()), *(f"--exclude {e}" for e in exclude or ())]) or None,
     )
     started = time.perf_counter()
     record = engine == "duckdb"
     with _ONE_BUILD:
         try:
+            extra: dict[str, Any] = {}
             if engine == "spark":
-                return _run_on_spark(settings, run, started, select, on_progress, full_refresh)
-            args = dbt_args(settings, list(select or ()), full_refresh)
+                from cartpulse.spark.warehouse import spark_build_vars
+
+                extra = spark_build_vars(settings)
+            args = dbt_args(
+                settings, list(select or ()), full_refresh, engine, extra, list(exclude or ())
+            )
+            if engine == "spark":
+                return _run_on_spark(settings, run, started, args, on_progress)
         except WarehouseError as exc:
             return _finish(settings, run, started, "error", str(exc), record)
         runs.record(settings.warehouse_path, run)
@@ -95,15 +103,12 @@ def _run_on_spark(
     settings: Settings,
     run: ModelsRun,
     started: float,
-    select: Sequence[str] | None,
+    args: list[str],
     on_progress: OnProgress | None,
-    full_refresh: bool,
 ) -> ModelsRun:
     """A build in a SparkSession that cartpulse starts and stops around dbt."""
-    from cartpulse.spark.warehouse import spark_build_vars, start_build_session
+    from cartpulse.spark.warehouse import start_build_session
 
-    extra = spark_build_vars(settings)
-    args = dbt_args(settings, list(select or ()), full_refresh, "spark", extra)
     session = start_build_session(settings)
     try:
         return _invoke(settings, run, started, args, on_progress, record=False)

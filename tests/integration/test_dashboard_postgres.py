@@ -73,7 +73,7 @@ def _filters(settings: Settings) -> list[Filters]:
         start = days[0] + dt.timedelta(days=10)
         end = start + dt.timedelta(days=14)
         brand = con.execute(
-            "SELECT brand FROM mart_funnel WHERE event_date BETWEEN ? AND ? AND brand IS NOT NULL "
+            "SELECT brand FROM mart_funnel WHERE event_date BETWEEN ? AND ? AND brand <> 'unknown' "
             "GROUP BY brand ORDER BY sum(revenue_amount) DESC, brand LIMIT 1",
             [start, end],
         ).fetchone()

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -261,3 +262,32 @@ def test_serve_renders_every_page_from_postgresql(
             assert status == 400
         with psycopg.connect(dsn) as pg:  # the refused value reached no SQL
             assert pg.execute("SELECT to_regclass('mart_funnel')").fetchone() != (None,)
+
+
+def test_the_shared_reader_reconnects_after_the_server_drops_it(
+    published: tuple[Settings, str],
+) -> None:
+    _, dsn = published
+    reader = PostgresReader(dsn)
+    try:
+        pid = reader.query("SELECT pg_backend_pid() AS pid").to_pylist()[0]["pid"]
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        again = reader.query("SELECT pg_backend_pid() AS pid").to_pylist()[0]["pid"]
+        assert again != pid
+        with pytest.raises(psycopg.errors.UndefinedTable):  # a real error is not retried
+            reader.query("SELECT * FROM no_such_table")
+        assert reader.query("SELECT 1 AS one").to_pylist() == [{"one": 1}]
+    finally:
+        reader.close()
+
+
+def test_requests_in_parallel_share_one_reader(published: tuple[Settings, str]) -> None:
+    _, dsn = published
+    reader = PostgresReader(dsn)
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            pages = list(pool.map(lambda _: _normal(insights.brands(reader, Filters())), range(12)))
+    finally:
+        reader.close()
+    assert pages[0]["top"]["rows"] and all(p == pages[0] for p in pages)

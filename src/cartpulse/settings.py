@@ -352,6 +352,8 @@ class DashboardSettings(_Section):
     """Signs login cookies (≥ 32 random characters); none: kept in `state/dashboard.secret`."""
     session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
     """A login lasts this long; changing the password ends every login at once."""
+    read_from: Literal["duckdb", "postgres"] = "duckdb"
+    """Where the insight, emails and health pages read: the warehouse or the PostgreSQL store."""
 
     @field_validator("password_hash")
     @classmethod
@@ -396,6 +398,16 @@ class Settings(BaseSettings):
     bots: BotSettings = BotSettings()
     dashboard: DashboardSettings = DashboardSettings()
     spark: SparkSettings = SparkSettings()
+
+    @model_validator(mode="after")
+    def _dashboard_store_exists(self) -> Settings:
+        if self.dashboard.read_from == "postgres" and self.serving.postgres_dsn is None:
+            raise ValueError(
+                "dashboard.read_from = 'postgres' (CARTPULSE_DASHBOARD__READ_FROM) needs "
+                "serving.postgres_dsn (CARTPULSE_SERVING__POSTGRES_DSN): set the DSN of the "
+                "PostgreSQL serving store, or read from 'duckdb'"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -479,6 +491,9 @@ def _describe(exc: ValidationError, toml_file: Path | None) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         env = "CARTPULSE_" + "__".join(str(p) for p in err["loc"]).upper()
+        if not err["loc"]:  # a rule across settings: its message names them
+            lines.append(f"{err['msg'].removeprefix('Value error, ')}{where}")
+            continue
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown setting `{key}`{where}; check the spelling")
             continue

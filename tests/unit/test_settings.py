@@ -154,3 +154,20 @@ def test_wrong_values_name_the_key(
     for word in words:
         assert word in str(err.value)
     assert "db.example.com" not in str(err.value)
+
+
+def test_dashboard_reading_postgres_needs_the_postgres_dsn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().dashboard.read_from == "duckdb"
+    monkeypatch.setenv("CARTPULSE_DASHBOARD__READ_FROM", "postgres")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    message = str(err.value)
+    assert "dashboard.read_from" in message and "serving.postgres_dsn" in message
+    assert "CARTPULSE_SERVING__POSTGRES_DSN" in message and "secret" not in message
+    monkeypatch.setenv("CARTPULSE_SERVING__POSTGRES_DSN", "postgresql://bi:pw@127.0.0.1/shop")
+    assert load_settings().dashboard.read_from == "postgres"
+    monkeypatch.setenv("CARTPULSE_DASHBOARD__READ_FROM", "mysql")
+    with pytest.raises(SettingsError, match=r"dashboard\.read_from"):
+        load_settings()

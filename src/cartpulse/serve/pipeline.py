@@ -33,7 +33,11 @@ from cartpulse.retarget.smtp import SendReport, run_sender
 from cartpulse.serve.commits import CommitSignal
 from cartpulse.settings import Settings
 from cartpulse.sinks.postgres import ServingPublisher, publish_marts
-from cartpulse.sinks.serving_read import ServingReader, open_serving_reader
+from cartpulse.sinks.serving_read import (
+    ServingReader,
+    open_dashboard_reader,
+    open_serving_reader,
+)
 from cartpulse.warehouse.runner import ModelsRun, run_models
 from cartpulse.warehouse.schedule import start_schedule
 from cartpulse.web.metrics import LiveStatus, Metrics
@@ -78,6 +82,8 @@ class Pipeline:
         dsn = settings.serving.postgres_dsn
         self._dsn = dsn.get_secret_value() if dsn is not None else None
         self.publisher = ServingPublisher(self._dsn) if self._dsn is not None else None
+        self.dashboard: ServingReader = open_dashboard_reader(settings, self.connection)
+        """What the dashboard's insight pages read (dashboard.read_from); shared by requests."""
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the warehouse for a request or a thread (close it after use)."""
@@ -190,6 +196,7 @@ class Pipeline:
         if self.publisher is not None:
             self._publish_once(self.publisher)  # PostgreSQL gets what the drain committed
             self.publisher.close()
+        self.dashboard.close()
         self.intake.close()
         self.engine.close()
         self.store.close()

@@ -7,6 +7,8 @@ stores for the tables and columns they share (the names are identical in both).
 from __future__ import annotations
 
 import re
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,16 +60,30 @@ class DuckDBReader:
 
 
 class PostgresReader:
-    """Reads the PostgreSQL serving store (one connection, reconnected when it drops)."""
+    """Reads the PostgreSQL serving store (one connection, reconnected when it drops).
+
+    Safe to share between threads: queries take turns on the one connection.
+    """
 
     backend = "postgres"
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._con: PgConnection | None = None
+        self._lock = threading.Lock()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Rows of `sql` as Arrow (JSONB columns as lists / structs)."""
+        with self._lock:
+            try:
+                return self._query(sql, params)
+            except Exception as exc:
+                if not _operational(exc) or (self._con is not None and not self._con.closed):
+                    raise  # a real error, not a dropped connection
+                self._con = None  # dropped (server restart, idle timeout): once more, anew
+                return self._query(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> pa.Table:
         if self._con is None or self._con.closed:
             self._con = connect_postgres(self._dsn)
         cur = self._con.execute(to_pyformat(sql), list(params))
@@ -77,9 +93,15 @@ class PostgresReader:
 
     def close(self) -> None:
         """Close the connection."""
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+
+def _operational(exc: BaseException) -> bool:
+    psycopg = sys.modules.get("psycopg")  # loaded by connect_postgres when in use
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 def to_pyformat(sql: str) -> str:
@@ -99,5 +121,14 @@ def open_serving_reader(
 ) -> ServingReader:
     """PostgreSQL when serving.postgres_dsn is set, else the DuckDB warehouse."""
     if settings.serving.postgres_dsn is not None:
+        return PostgresReader(settings.serving.postgres_dsn.get_secret_value())
+    return DuckDBReader(duckdb_cursor)
+
+
+def open_dashboard_reader(
+    settings: Settings, duckdb_cursor: Callable[[], duckdb.DuckDBPyConnection]
+) -> ServingReader:
+    """The store the dashboard's insight pages read: dashboard.read_from."""
+    if settings.dashboard.read_from == "postgres" and settings.serving.postgres_dsn is not None:
         return PostgresReader(settings.serving.postgres_dsn.get_secret_value())
     return DuckDBReader(duckdb_cursor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,11 +17,12 @@ from fastapi.responses import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from cartpulse.sinks.serving_read import DuckDBReader, ServingReader
 from cartpulse.web import insights
 from cartpulse.web.auth import SESSION_COOKIE, DashboardLogin
 from cartpulse.web.filters import Filters, page_filters
 from cartpulse.web.live import LiveFeed
-from cartpulse.web.outbox_view import outbox, preview
+from cartpulse.web.outbox_view import outbox, performance, preview
 from cartpulse.web.pages import render, static_files
 from cartpulse.web.tables import section
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from cartpulse.serve.pipeline import Pipeline
 
 FiltersDep = Annotated[Filters, Depends(page_filters)]
-_Page = Callable[[duckdb.DuckDBPyConnection, Filters], dict[str, Any]]
+_Page = Callable[[ServingReader, Filters], dict[str, Any]]
 
 #: Insight pages: path → (template, title, which filters apply, the query function).
 _INSIGHTS: dict[str, tuple[str, str, tuple[str, ...], _Page]] = {
@@ -46,9 +48,15 @@ _INSIGHTS: dict[str, tuple[str, str, tuple[str, ...], _Page]] = {
 
 
 def dashboard_router(pipeline: Pipeline, login: DashboardLogin) -> APIRouter:
-    """Every dashboard page, its live stream and its static assets."""
+    """Every dashboard page, its live stream and its static assets.
+
+    Insight, emails and health pages read `pipeline.dashboard` (dashboard.read_from); the live
+    page, the lake-backed email performance and email previews read the warehouse in-process.
+    """
     router = APIRouter(tags=["dashboard"], include_in_schema=False)
     feed = LiveFeed(pipeline)
+    reader = pipeline.dashboard
+    local = DuckDBReader(pipeline.connection)
 
     def common(request: Request, f: Filters | None = None) -> dict[str, Any]:
         cookie = request.cookies.get(SESSION_COOKIE, "")
@@ -92,13 +100,16 @@ def dashboard_router(pipeline: Pipeline, login: DashboardLogin) -> APIRouter:
 
     for path, (template, title, applies, query) in _INSIGHTS.items():
         router.add_api_route(
-            path, _insight_page(on_cursor, common, template, title, applies, query), methods=["GET"]
+            path, _insight_page(reader, common, template, title, applies, query), methods=["GET"]
         )
 
     @router.get("/emails")
     async def emails(request: Request, f: FiltersDep) -> Response:
         """The outbox: each email, its status and reason; recovered revenue."""
-        data = await run_in_threadpool(on_cursor, lambda con: outbox(con, pipeline.settings, f))
+        data = await run_in_threadpool(outbox, reader, f)
+        data["performance"] = await run_in_threadpool(
+            on_cursor, lambda con: performance(con, pipeline.settings)
+        )
         return render(
             "emails.html", title="Emails", applies=("dates",), **data, **common(request, f)
         )
@@ -108,9 +119,7 @@ def dashboard_router(pipeline: Pipeline, login: DashboardLogin) -> APIRouter:
         request: Request, message_id: Annotated[str, Query(alias="id")]
     ) -> Response:
         """One email as the customer sees it (HTML in a sandboxed frame, and plain text)."""
-        data = await run_in_threadpool(
-            on_cursor, lambda con: preview(con, pipeline.settings, message_id)
-        )
+        data = await run_in_threadpool(preview, local, pipeline.settings, message_id)
         if data["row"] is None:
             raise HTTPException(404, "no such message in the outbox")
         return render("email_preview.html", title="Email preview", **data, **common(request))
@@ -118,7 +127,7 @@ def dashboard_router(pipeline: Pipeline, login: DashboardLogin) -> APIRouter:
     @router.get("/health")
     async def health(request: Request) -> Response:
         """Pipeline health, warehouse builds (failures first) and model versions."""
-        data = await run_in_threadpool(on_cursor, _health)
+        data = await run_in_threadpool(health_sections, reader, local)
         status = await run_in_threadpool(pipeline.status)
         ready, why = pipeline.ready()
         return render(
@@ -144,7 +153,7 @@ def dashboard_router(pipeline: Pipeline, login: DashboardLogin) -> APIRouter:
 
 
 def _insight_page(
-    on_cursor: Callable[[Callable[[duckdb.DuckDBPyConnection], Any]], Any],
+    reader: ServingReader,
     common: Callable[[Request, Filters | None], dict[str, Any]],
     template: str,
     title: str,
@@ -152,41 +161,50 @@ def _insight_page(
     query: _Page,
 ) -> Callable[..., Any]:
     async def page(request: Request, f: FiltersDep) -> Response:
-        data = await run_in_threadpool(on_cursor, lambda con: query(con, f))
+        data = await run_in_threadpool(query, reader, f)
         return render(template, title=title, applies=applies, **data, **common(request, f))
 
     page.__doc__ = f"The {title} page."
     return page
 
 
-def _utc(column: str) -> str:
-    return f"strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S UTC')"
+def health_sections(reader: ServingReader, local: ServingReader) -> dict[str, Any]:
+    """Warehouse builds, model versions, data-quality counts and mart exclusions.
 
-
-def _health(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    Builds and model versions are this home's own records, not mirrored to PostgreSQL:
+    `local` (the warehouse) answers for them; `reader` for the rest.
+    """
     runs = section(
-        con,
+        local,
         "models_runs",
-        f"SELECT {_utc('started_at')} AS started, status, selector, models_ok, models_failed, "
+        "SELECT started_at AS started, status, selector, models_ok, models_failed, "
         "tests_passed, tests_failed, elapsed_s, message FROM models_runs "
-        "ORDER BY (status NOT IN ('success', 'running')) DESC, started_at DESC LIMIT 20",
+        "ORDER BY (status NOT IN ('success', 'running')) DESC, started_at DESC, run_id LIMIT 20",
     )
     versions = section(
-        con,
+        local,
         "model_versions_latest",
-        f"SELECT name, version, {_utc('trained_at')} AS trained_at, metrics::VARCHAR AS metrics "
+        "SELECT name, version, trained_at, CAST(metrics AS VARCHAR) AS metrics "
         "FROM model_versions_latest ORDER BY name",
     )
+    for row in runs.rows:
+        row["started"] = _utc(row["started"])
+    for row in versions.rows:
+        row["trained_at"] = _utc(row["trained_at"])
     quality = section(
-        con,
+        reader,
         "dq_counts",
         "SELECT reason, sum(rows)::BIGINT AS rows FROM dq_counts GROUP BY reason "
         "ORDER BY rows DESC, reason",
     )
     exclusions = section(
-        con,
+        reader,
         "mart_exclusions",
         "SELECT exclusion, reason, excluded_rows, excluded_users, excluded FROM mart_exclusions "
         "ORDER BY exclusion, reason",
     )
     return {"runs": runs, "versions": versions, "quality": quality, "exclusions": exclusions}
+
+
+def _utc(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -54,9 +54,29 @@ class Filters(BaseModel):
         pairs = {k: str(v) for k, v in self.model_dump().items() if v is not None}
         return f"?{urlencode(pairs)}" if pairs else ""
 
-    def params(self) -> dict[str, Any]:
-        """Named query parameters: `$start`, `$end`, `$brand`, `$category`."""
-        return self.model_dump()
+    def where(
+        self, day: str | None = None, brand: str | None = None, category: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """SQL conditions on the given columns for the filters that are set, and their values.
+
+        The columns are the caller's constants; every value is a `?` parameter. The text runs
+        on DuckDB and PostgreSQL; `TRUE` when no filter applies.
+        """
+        parts: list[str] = []
+        values: list[Any] = []
+        if day is not None and self.start is not None:
+            parts.append(f"{day} >= ?")
+            values.append(self.start)
+        if day is not None and self.end is not None:
+            parts.append(f"{day} <= ?")
+            values.append(self.end)
+        if brand is not None and self.brand is not None:
+            parts.append(f"{brand} = ?")
+            values.append(self.brand)
+        if category is not None and self.category is not None:
+            parts.append(f"left({category}, length(?)) = ?")  # a prefix; `_` is no wildcard
+            values.extend([self.category, self.category])
+        return " AND ".join(parts) or "TRUE", values
 
 
 def page_filters(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from cartpulse.query import live_views
-from cartpulse.web.tables import rows
 
 if TYPE_CHECKING:
     from cartpulse.serve.pipeline import Pipeline
@@ -28,6 +28,17 @@ _RECOVERED_EVERY_S = 30.0
 _NOW_MINUTES = 15
 #: The per-minute chart shows this many of the newest minutes with sales.
 _CHART_MINUTES = 60
+_PARAM = re.compile(r"\$([a-z_]+)")
+
+
+def rows(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Rows as dicts; only the `$name` parameters the SQL uses are bound (DuckDB only)."""
+    used = {name: (params or {})[name] for name in set(_PARAM.findall(sql))}
+    result = con.execute(sql, used) if used else con.execute(sql)
+    names = [d[0] for d in result.description or []]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 
 class LiveFeed:

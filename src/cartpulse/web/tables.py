@@ -1,14 +1,16 @@
-"""Reading dashboard sections from the warehouse: parameterised SQL and empty states."""
+"""Reading dashboard sections from the serving store: parameterised SQL and empty states.
+
+The SQL runs on DuckDB and on PostgreSQL alike (see cartpulse.sinks.serving_read): `?`
+placeholders only, and functions both stores have.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
-_PARAM = re.compile(r"\$([a-z_]+)")
+from cartpulse.sinks.serving_read import ServingReader
 
 #: What to run when a table is missing or empty, by table.
 HOW_TO_FILL = {
@@ -34,41 +36,42 @@ class Section:
         return self.rows[0] if self.rows else {}
 
 
-def rows(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """Rows as dicts; only the `$name` parameters the SQL uses are bound."""
-    used = {name: (params or {})[name] for name in set(_PARAM.findall(sql))}
-    result = con.execute(sql, used) if used else con.execute(sql)
-    names = [d[0] for d in result.description or []]
-    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+def rows(reader: ServingReader, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Rows of `sql` as dicts, its `?` placeholders bound to `params` in order."""
+    result: list[dict[str, Any]] = reader.query(sql, params).to_pylist()
+    return result
 
 
-def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Is there a table or view of this name in the warehouse's main schema?"""
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_name = ? AND table_schema = 'main'",
+def exists(reader: ServingReader, table: str) -> bool:
+    """Is there a table or view of this name where the store keeps its serving tables?
+
+    That is the schema `main` of warehouse.duckdb, and the connection's current schema in
+    PostgreSQL (where the publisher creates its tables): `current_schema()` in both.
+    """
+    found = rows(
+        reader,
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ? "
+        "AND table_schema = current_schema() AND table_catalog = current_database()",
         [table],
-    ).fetchone()
-    return bool(found and found[0])
+    )
+    return bool(found and found[0]["n"])
 
 
 def section(
-    con: duckdb.DuckDBPyConnection,
+    reader: ServingReader,
     table: str,
     sql: str,
-    params: dict[str, Any] | None = None,
+    params: Sequence[Any] = (),
     filtered: bool = True,
 ) -> Section:
     """Rows of `sql` over `table`, or an empty state naming the command that fills it."""
-    if not exists(con, table):
+    if not exists(reader, table):
         return Section(empty=f"No {table} yet — run `{_fill(table)}`.")
-    found = rows(con, sql, params)
+    found = rows(reader, sql, params)
     if found:
         return Section(found)
     # `table` is one of this package's constants, never a request value.
-    if con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
+    if not rows(reader, f"SELECT 1 AS one FROM {table} LIMIT 1"):
         return Section(empty=f"{table} is empty — run `{_fill(table)}`.")
     return Section(empty="Nothing matches these filters." if filtered else "Nothing here yet.")
 

@@ -9,6 +9,7 @@ from cartpulse.settings import Settings
 from cartpulse.sinks.serving_read import (
     DuckDBReader,
     PostgresReader,
+    open_dashboard_reader,
     open_serving_reader,
     to_pyformat,
 )
@@ -55,4 +56,13 @@ def test_the_reader_follows_the_serving_setting() -> None:
         Settings(serving={"postgres_dsn": "postgresql://bi@127.0.0.1:5432/shop"}), con.cursor
     )
     assert isinstance(pg, PostgresReader) and pg.backend == "postgres"
+    con.close()
+
+
+def test_the_dashboard_reader_follows_dashboard_read_from() -> None:
+    con = duck.connect()
+    dsn = {"postgres_dsn": "postgresql://bi@127.0.0.1:5432/shop"}
+    assert open_dashboard_reader(Settings(serving=dsn), con.cursor).backend == "duckdb"
+    both = Settings(serving=dsn, dashboard={"read_from": "postgres"})
+    assert isinstance(open_dashboard_reader(both, con.cursor), PostgresReader)
     con.close()

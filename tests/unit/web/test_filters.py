@@ -55,3 +55,12 @@ def test_dates_are_parsed_and_ordered() -> None:
         with pytest.raises(HTTPException):
             page_filters(**bad)
     assert page_filters(brand="", category="  ") == Filters()
+
+
+def test_conditions_bind_every_value_and_skip_unset_filters() -> None:
+    assert Filters().where(day="d", brand="b", category="c") == ("TRUE", [])
+    f = Filters(start=dt.date(2019, 10, 1), brand="l'oreal", category="beauty.nail_polish")
+    sql, values = f.where(day="d", brand="b", category="c")
+    assert sql == "d >= ? AND b = ? AND left(c, length(?)) = ?"
+    assert values == [dt.date(2019, 10, 1), "l'oreal", "beauty.nail_polish", "beauty.nail_polish"]
+    assert f.where(brand="b") == ("b = ?", ["l'oreal"])

@@ -65,7 +65,7 @@ chromium: ## install /usr/bin/chromium for the browser tests (as root; they skip
 	else echo "note: /usr/bin/chromium is missing and this is not root: the browser tests will be skipped (sudo apt-get install chromium)"; fi
 
 unit: $(STAMP) chromium ## run the test suite only
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 test: lint typecheck unit ## lint, type-check and run every test
 

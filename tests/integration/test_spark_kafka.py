@@ -26,7 +26,13 @@ from confluent_kafka import Producer
 from cartpulse.schema import EVENT_COLUMNS
 from cartpulse.settings import Settings
 from cartpulse.spark.job import SparkStreamJob, parse_source
-from cartpulse.spark.kafka_source import KafkaRange, KafkaStreamReader, plan_ranges
+from cartpulse.spark.kafka_source import (
+    KafkaRange,
+    KafkaSourceError,
+    KafkaStreamReader,
+    plan_ranges,
+    read_range,
+)
 from cartpulse.spark.session import build_session
 from tests.kafka_broker import create_mock_topic, mock_cluster
 from tests.spark_parity import embedded_replay, output_differences, real_rows_folder
@@ -146,6 +152,9 @@ def test_offsets_are_planned_per_partition_from_the_watermarks(
             ranges = reader.partitions(reader.initialOffset(), end)
             assert {r.partition for r in ranges} == {int(p) for p, n in end.items() if n}
             read = [b for r in ranges for b in reader.read(r)]
+            beyond = KafkaRange(0, end["0"], end["0"] + 5)  # not produced (yet)
+            with pytest.raises(KafkaSourceError, match="partition 0, offsets"):
+                list(read_range(address, topic, beyond, timeout_s=1))
         finally:
             reader.stop()
     assert sum(b.num_rows for b in read) == 500

@@ -66,7 +66,7 @@ def plan_ranges(start: Offsets, end: Offsets, low: dict[int, int]) -> list[Kafka
     return ranges
 
 
-def _client(bootstrap: str, timeout_s: float) -> Consumer:
+def _client(bootstrap: str) -> Consumer:
     from confluent_kafka import Consumer
 
     return Consumer(
@@ -75,8 +75,7 @@ def _client(bootstrap: str, timeout_s: float) -> Consumer:
             "group.id": "cartpulse-spark-source",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "error",
-            "socket.timeout.ms": int(timeout_s * 1000),
+            "auto.offset.reset": "error",  # offsets deleted by retention fail the read
         }
     )
 
@@ -90,7 +89,7 @@ class KafkaStreamReader(DataSourceStreamReader):
 
     def _consumer(self) -> Consumer:
         if self._meta is None:
-            self._meta = _client(self.bootstrap, self.timeout_s)
+            self._meta = _client(self.bootstrap)
         return self._meta
 
     def watermarks(self) -> dict[int, tuple[int, int]]:
@@ -148,7 +147,7 @@ def read_range(
     """Messages [start, end) of one partition; fails if they are gone or do not arrive in time."""
     from confluent_kafka import KafkaError, TopicPartition
 
-    consumer = _client(bootstrap, timeout_s)
+    consumer = _client(bootstrap)
     where = f"Kafka topic {topic} partition {task.partition}, offsets {task.start}..{task.end}"
     try:
         consumer.assign([TopicPartition(topic, task.partition, task.start)])
@@ -177,6 +176,8 @@ def read_range(
             if len(values) >= _BATCH_ROWS or (values and position >= task.end):
                 yield _batch(values, task.partition, offsets)
                 values, offsets = [], []
+        if values:
+            yield _batch(values, task.partition, offsets)
     finally:
         consumer.close()
 

@@ -35,7 +35,8 @@ def stream(
         typer.Option(
             "--source",
             help="files:DIR (a directory of CSV, CSV.gz, Parquet or NDJSON event files) or "
-            "kafka (spark.kafka_bootstrap_servers, spark.kafka_topic; NDJSON values).",
+            "kafka (spark.kafka_bootstrap_servers, spark.kafka_topic; NDJSON values; read by "
+            "spark.kafka_reader: python, the default, or Spark's Kafka connector).",
         ),
     ],
     master: MasterOption = None,

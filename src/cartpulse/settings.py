@@ -239,6 +239,8 @@ class SparkSettings(_Section):
     """`kafka.bootstrap.servers` of the Kafka source (host:port,…); needed for --source kafka."""
     kafka_topic: str = "cartpulse-events"
     """Topic of raw events (NDJSON objects, keyed and partitioned by user_id)."""
+    kafka_reader: Literal["python", "connector"] = "python"
+    """Who reads the topic: confluent-kafka in Python workers, or Spark's JVM Kafka connector."""
     shuffle_partitions: int = Field(default=4, ge=1, le=100_000)
     """`spark.sql.shuffle.partitions`: state partitions of the sales and dedupe operators."""
     session_buckets: int = Field(default=16, ge=1, le=100_000)

@@ -92,6 +92,14 @@ def check_source(settings: Settings, source: Source) -> None:
             "--source kafka needs spark.kafka_bootstrap_servers "
             "(CARTPULSE_SPARK__KAFKA_BOOTSTRAP_SERVERS=host:9092)"
         )
+    if source.kind == "kafka" and settings.spark.kafka_reader == "python":
+        try:
+            import confluent_kafka  # noqa: F401
+        except ImportError:
+            raise SparkJobError(
+                "spark.kafka_reader = 'python' needs confluent-kafka on the driver and the "
+                "executors: pip install 'cartpulse[scale]' (or set it to 'connector')"
+            ) from None
 
 
 @dataclass
@@ -163,15 +171,22 @@ class SparkStreamJob:
         self.report.elapsed_s = time.perf_counter() - start
         return self.report
 
-    def run_continuous(self, timeout_s: float | None = None) -> SparkReport:
-        """Run all three queries on the trigger interval until one fails or `timeout_s` passes."""
+    def run_continuous(self, timeout_s: float | None = None, drain: bool = False) -> SparkReport:
+        """Run all queries on the trigger interval until one fails or `timeout_s` passes.
+
+        With `drain`, stop instead once every query has processed what the source holds now.
+        """
         start = time.perf_counter()
         writers = [("lake", self.lake_query()), ("quarantine", self.quarantine_query())]
         queries = [self._start(q, name, once=False) for name, q in writers + self._lake_readers()]
         try:
-            self.spark.streams.awaitAnyTermination(
-                None if timeout_s is None else int(timeout_s * 1000)
-            )
+            if drain:
+                for q in queries:  # the writers first: the readers then see the whole lake
+                    q.processAllAvailable()
+            else:
+                self.spark.streams.awaitAnyTermination(
+                    None if timeout_s is None else int(timeout_s * 1000)
+                )
         finally:
             for q in queries:
                 q.stop()
@@ -208,13 +223,24 @@ class SparkStreamJob:
             return raw.select("path", "content").mapInArrow(
                 partial(clean_files, rejected=rejected), ddl
             )
-        raw = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", self.cfg.kafka_bootstrap_servers)
-            .option("subscribe", self.cfg.kafka_topic)
-            .option("startingOffsets", "earliest")
-            .load()
-        )
+        if self.cfg.kafka_reader == "python":
+            from cartpulse.spark.kafka_source import SOURCE_NAME, register
+
+            register(self.spark)
+            raw = (
+                self.spark.readStream.format(SOURCE_NAME)
+                .option("bootstrap.servers", self.cfg.kafka_bootstrap_servers)
+                .option("topic", self.cfg.kafka_topic)
+                .load()
+            )
+        else:
+            raw = (
+                self.spark.readStream.format("kafka")
+                .option("kafka.bootstrap.servers", self.cfg.kafka_bootstrap_servers)
+                .option("subscribe", self.cfg.kafka_topic)
+                .option("startingOffsets", "earliest")
+                .load()
+            )
         return raw.select("value").mapInArrow(partial(clean_kafka_values, rejected=rejected), ddl)
 
     def lake_query(self) -> DataStreamWriter:
@@ -263,9 +289,12 @@ class SparkStreamJob:
         """The lake's clean events as a stream: every file landed since the last batch.
 
         Never a file at a time: one lake batch writes a file per event date, and reading
-        them one by one would move the watermark past the older dates' events.
+        them one by one would move the watermark past the older dates' events. The partition
+        column is in the schema, so a query started on an empty lake (a continuous run) gets the
+        same columns as its later batches.
         """
-        return self.spark.readStream.schema(EVENT_DDL).parquet(str(self.settings.events_dir))
+        ddl = f"{EVENT_DDL}, event_date DATE"
+        return self.spark.readStream.schema(ddl).parquet(str(self.settings.events_dir))
 
     def sales_query(self) -> DataStreamWriter:
         """Purchases per product per 1-minute window; windows close with the watermark."""

@@ -71,8 +71,9 @@ def stream(
     """
     ctx: Context = typer_ctx.obj
     settings = _with_master(ctx.settings(), master)
-    from cartpulse.spark.job import SparkJobError, check_source, parse_source, run_stream
+    from cartpulse.spark.job import run_stream
     from cartpulse.spark.session import SparkUnavailableError
+    from cartpulse.spark.source import SparkJobError, check_source, parse_source
 
     try:
         spec = parse_source(source)

@@ -25,7 +25,7 @@ from confluent_kafka import Producer
 
 from cartpulse.schema import EVENT_COLUMNS
 from cartpulse.settings import Settings
-from cartpulse.spark.job import SparkStreamJob, parse_source
+from cartpulse.spark.job import SparkStreamJob
 from cartpulse.spark.kafka_source import (
     KafkaRange,
     KafkaSourceError,
@@ -34,6 +34,7 @@ from cartpulse.spark.kafka_source import (
     read_range,
 )
 from cartpulse.spark.session import build_session
+from cartpulse.spark.source import parse_source
 from tests.kafka_broker import create_mock_topic, mock_cluster
 from tests.spark_parity import embedded_replay, output_differences, real_rows_folder
 

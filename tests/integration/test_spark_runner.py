@@ -17,8 +17,9 @@ pytest.importorskip("pyspark")
 
 from cartpulse.generate import generate_dataset
 from cartpulse.settings import Settings
-from cartpulse.spark.job import SparkStreamJob, parse_source
+from cartpulse.spark.job import SparkStreamJob
 from cartpulse.spark.session import build_session
+from cartpulse.spark.source import parse_source
 from tests.spark_parity import (
     assert_same_outputs,
     embedded_replay,

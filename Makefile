@@ -12,7 +12,7 @@ DEMO_WRITE_KEY ?= demo-write-key
 DEMO_STAY ?= 1
 export CARTPULSE_HOME ?= $(CURDIR)/cartpulse-home
 
-.PHONY: help install demo test lint typecheck unit bench clean chromium screenshots test-spark-cluster
+.PHONY: help install demo test lint typecheck unit bench clean chromium screenshots test-spark-long
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -69,8 +69,8 @@ unit: $(STAMP) chromium ## run the test suite only
 
 test: lint typecheck unit ## lint, type-check and run every test
 
-test-spark-cluster: $(STAMP) ## Spark parity in local-cluster[2,1,1024] (separate executor JVMs; slow, not in `make test`)
-	CARTPULSE_SPARK_CLUSTER_TESTS=1 $(BIN)/pytest -q tests/integration/test_spark_processes.py
+test-spark-long: $(STAMP) ## Spark kill + restart, and parity in local-cluster[2,1,1024] (slow, not in `make test`)
+	CARTPULSE_SPARK_LONG_TESTS=1 $(BIN)/pytest -q tests/integration/test_spark_processes.py
 
 screenshots: $(STAMP) chromium ## run the browser tests and replace the README's screenshots in docs/img/
 	CARTPULSE_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_dashboard_browser.py

@@ -71,6 +71,11 @@ def spark_cli(home: Path, inputs: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.skipif(
+    os.environ.get("CARTPULSE_SPARK_LONG_TESTS") != "1",
+    reason="two Spark runs and a kill take ~65 s of two cores: run with `make test-spark-long` "
+    "(CARTPULSE_SPARK_LONG_TESTS=1)",
+)
 def test_killed_job_restarts_from_its_checkpoint_without_loss_or_duplicates(
     real_input: Path, tmp_path: Path
 ) -> None:
@@ -102,9 +107,9 @@ def test_killed_job_restarts_from_its_checkpoint_without_loss_or_duplicates(
 
 
 @pytest.mark.skipif(
-    os.environ.get("CARTPULSE_SPARK_CLUSTER_TESTS") != "1",
-    reason="three JVMs take ~85 s of two cores: run with `make test-spark-cluster` "
-    "(CARTPULSE_SPARK_CLUSTER_TESTS=1)",
+    os.environ.get("CARTPULSE_SPARK_LONG_TESTS") != "1",
+    reason="three JVMs take ~85 s of two cores: run with `make test-spark-long` "
+    "(CARTPULSE_SPARK_LONG_TESTS=1)",
 )
 def test_local_cluster_with_separate_executors_gives_the_same_outputs(
     real_input: Path, tmp_path: Path

@@ -57,13 +57,14 @@ def stream(
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Clean, archive, count live sales and find abandoned carts with Spark.
+    """Clean, archive, count live sales, find abandoned carts and bots with Spark.
 
-    Three streaming queries, each with its checkpoint under HOME/state/spark: lake (validate,
-    drop duplicates, write the Parquet lake once per batch), sales (product_sales_minute) and
-    sessions (abandoned_carts and the outbox, in the serving store). A directory is processed
-    once and its open sessions flushed; Kafka runs until stopped. Run it again to resume from
-    the checkpoints. Examples:
+    Five streaming queries, each with its checkpoint under HOME/state/spark: lake (validate,
+    drop duplicates, write the Parquet lake once per batch, dq_counts), quarantine (rejected
+    rows to lake/quarantine, dq_counts), sales (product_sales_minute), sessions
+    (abandoned_carts and the outbox) and bots (bot_alerts), all into the serving store. A
+    directory is processed once and its open sessions flushed; Kafka runs until stopped. Run
+    it again to resume from the checkpoints. Examples:
 
       cartpulse spark stream --source files:demo-data --master 'local[2]' --json
 

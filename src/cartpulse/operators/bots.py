@@ -118,6 +118,9 @@ class BotOperator(DuckOperator):
         finally:
             for name in ("st_users", "st_hours", "bot_ev"):
                 con.unregister(name)
+            self.drop_temp(
+                "bot_steps", "bot_minutes", "bot_hours", "bot_user_hours", "bot_batch", "bot_merged"
+            )
         return (
             BotState(users.cast(BOT_STATE_SCHEMA), hours.cast(HOUR_TOTALS_SCHEMA)),
             alerts.cast(BOT_ALERTS_SCHEMA),

@@ -112,6 +112,7 @@ class SessionOperator(DuckOperator):
         finally:
             for name in ("st_sessions", "st_items", "ev"):
                 con.unregister(name)
+            self.drop_temp(*_TEMP_TABLES)
 
     def flush(self, state: SessionState) -> tuple[SessionState, pa.Table]:
         """Expire every open session (end of a finite replay)."""
@@ -150,6 +151,9 @@ class SessionOperator(DuckOperator):
         state = SessionState(sessions.cast(SESSION_STATE_SCHEMA), items.cast(ITEM_STATE_SCHEMA))
         return state, abandoned.cast(ABANDONED_CARTS_SCHEMA)
 
+
+#: The temporary tables one call builds (dropped at its end).
+_TEMP_TABLES = ("b_sess", "long_sessions", "seg_map", "merged_sessions", "merged_items", "closing")
 
 _EVENT_FIELDS = [
     pa.field("event_time", pa.timestamp("us", tz="UTC")),

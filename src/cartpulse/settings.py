@@ -38,7 +38,7 @@ class IngestSettings(_Section):
     """How files are read, cleaned and written to the lake."""
 
     batch_rows: int = Field(default=500_000, ge=1_000, le=10_000_000)
-    """Rows per Arrow batch read from a file."""
+    """Rows per batch read by `ingest`; the engine's largest micro-batch (replay feeds ≤ 200k)."""
     dedupe_window_s: int = Field(default=3_600, ge=3_600)
     """Exact duplicates are detected within at least this much event time (≥ 1 hour)."""
     future_tolerance_s: int = Field(default=300, ge=0)

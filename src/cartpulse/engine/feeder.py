@@ -32,6 +32,14 @@ from cartpulse.sources.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
+#: Rows the feeder reads, validates and appends at a time. Smaller than the engine's
+#: micro-batch (ingest.batch_rows): validation's working set is several times the batch, and
+#: it runs beside the engine's; 200k rows kept a 20.7 M-event replay under 2 GB RSS (1.9 GB
+#: against 2.2 GB with 500k) and was faster, since the engine starts sooner.
+_FEED_ROWS = 200_000
+#: Rows per append when replaying at N× real time, so events arrive spread out.
+_PACED_ROWS = 20_000
+
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS engine;
 CREATE TABLE IF NOT EXISTS engine.sources (
@@ -82,7 +90,7 @@ class Feeder:
         """Feed one file; `speed` replays N× real time by event time (None = at full speed)."""
         digest = content_hash(path)
         cfg = self.settings.ingest
-        wanted_rows = cfg.batch_rows if speed is None else min(cfg.batch_rows, 20_000)
+        wanted_rows = min(cfg.batch_rows, _FEED_ROWS if speed is None else _PACED_ROWS)
         progress = self._progress(digest, path, wanted_rows)
         if progress[3]:
             log.info("replay_skipped path=%s content_hash=%s reason=already_replayed", path, digest)

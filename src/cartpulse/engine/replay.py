@@ -144,6 +144,13 @@ def _run(
     try:
         while True:
             finished = done.is_set()
+            ahead = engine.log.end_offset() - engine.offset
+            if speed is None and not finished and ahead < batch_rows:
+                # At full speed the engine takes whole micro-batches of log offsets, so its
+                # batches (and what depends on them, such as the bot rules' view of an hour) do
+                # not depend on how far ahead the feeder happens to be.
+                engine.log.wait_for(engine.offset + batch_rows - 1, 0.05)
+                continue
             step = engine.step(batch_rows)
             report.events += step.events
             report.abandoned_carts += step.abandoned_carts

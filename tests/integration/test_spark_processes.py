@@ -27,7 +27,15 @@ from tests.spark_parity import (
     real_rows_folder,
 )
 
-pytestmark = pytest.mark.slow
+# Both tests run Spark in its own processes for a minute or more each: `make test-spark-long`.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("CARTPULSE_SPARK_LONG_TESTS") != "1",
+        reason="a kill + restart (~65 s) and three JVMs (~85 s) of two cores: run with "
+        "`make test-spark-long` (CARTPULSE_SPARK_LONG_TESTS=1)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +79,6 @@ def spark_cli(home: Path, inputs: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.skipif(
-    os.environ.get("CARTPULSE_SPARK_LONG_TESTS") != "1",
-    reason="two Spark runs and a kill take ~65 s of two cores: run with `make test-spark-long` "
-    "(CARTPULSE_SPARK_LONG_TESTS=1)",
-)
 def test_killed_job_restarts_from_its_checkpoint_without_loss_or_duplicates(
     real_input: Path, tmp_path: Path
 ) -> None:
@@ -106,11 +109,6 @@ def test_killed_job_restarts_from_its_checkpoint_without_loss_or_duplicates(
         assert diffs[name][1:] == (diffs[name][0], 0, 0), (name, diffs[name])
 
 
-@pytest.mark.skipif(
-    os.environ.get("CARTPULSE_SPARK_LONG_TESTS") != "1",
-    reason="three JVMs take ~85 s of two cores: run with `make test-spark-long` "
-    "(CARTPULSE_SPARK_LONG_TESTS=1)",
-)
 def test_local_cluster_with_separate_executors_gives_the_same_outputs(
     real_input: Path, tmp_path: Path
 ) -> None:

@@ -18,10 +18,10 @@ import logging
 import time
 import uuid
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cartpulse.operators.sessions import ABANDONED_CARTS_SCHEMA
@@ -183,7 +183,9 @@ class SparkStreamJob:
             write_lake_batch(frame, batch_id, events_dir, staging, fsync)
             counts = lake_batch_counts(events_dir, batch_id)
             if self.sink.publish_dq("lake", batch_id, counts):
-                self.report.events += _rows_in(events_dir, batch_id)
+                # every event of the batch's files is counted once as `accepted`
+                accepted = counts.filter(pc.equal(counts.column("reason"), "accepted"))
+                self.report.events += int(pc.sum(accepted.column("rows")).as_py() or 0)
 
         return deduped.writeStream.foreachBatch(write)
 
@@ -289,10 +291,10 @@ class SparkStreamJob:
             self.report.abandoned_carts += carts.num_rows
         self.report.open_sessions = max(
             self.report.open_sessions,
-            int(pa.compute.sum(rows.column("open_sessions")).as_py() or 0),
+            int(pc.sum(rows.column("open_sessions")).as_py() or 0),
         )
         self.report.state_bytes = max(
-            self.report.state_bytes, int(pa.compute.sum(rows.column("state_bytes")).as_py() or 0)
+            self.report.state_bytes, int(pc.sum(rows.column("state_bytes")).as_py() or 0)
         )
 
     # -- running -------------------------------------------------------------------------------
@@ -316,16 +318,6 @@ class SparkStreamJob:
             self.report.micro_batches[str(q.name)] = (
                 self.report.micro_batches.get(str(q.name), 0) + batches
             )
-
-
-def _rows_in(events_dir: Path, batch_id: int) -> int:
-    """Rows of one batch's lake files (from their footers)."""
-    from cartpulse.spark.lake import batch_file_prefix
-
-    prefix = batch_file_prefix(batch_id)
-    return sum(
-        pq.read_metadata(p).num_rows for p in events_dir.glob(f"event_date=*/{prefix}*.parquet")
-    )
 
 
 def run_stream(

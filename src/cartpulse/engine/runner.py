@@ -84,7 +84,6 @@ class StreamEngine:
     def close(self) -> None:
         """Release operator resources (the store and log are closed by their owner)."""
         self._pool.shutdown(wait=True)
-        self.sessions.close()
         self.sales.close()
         if self.bots is not None:
             self.bots.close()
@@ -95,7 +94,7 @@ class StreamEngine:
         With one thread, the operators also run one after the other instead of side by side.
         """
         self._parallel = threads > 1
-        cons = [self.store.con, self.sessions.connection, self.sales.connection]
+        cons = [self.store.con, self.sales.connection]
         if self.bots is not None:
             cons.append(self.bots.connection)
         for con in cons:

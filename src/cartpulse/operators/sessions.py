@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from cartpulse.operators.base import DuckOperator
+from cartpulse.operators.session_fold import Codes, Events, Sessions, encode, fold_sessions
+from cartpulse.operators.session_items import Items, fold_items
 
 SESSION_STATE_SCHEMA = pa.schema(
     [
@@ -85,12 +88,11 @@ class SessionState:
         return int(self.sessions.nbytes + self.items.nbytes)
 
 
-class SessionOperator(DuckOperator):
-    """Runs the session rules over Arrow tables with an in-memory DuckDB (no I/O)."""
+class SessionOperator:
+    """Runs the session rules over Arrow tables (pure: no I/O, no clock)."""
 
     def __init__(self, timeout_s: int) -> None:
         self.timeout_us = timeout_s * 1_000_000
-        super().__init__()
 
     def advance(
         self, state: SessionState, events: pa.Table, expire_before_us: int | None
@@ -101,18 +103,18 @@ class SessionOperator(DuckOperator):
         the watermark, or the processing clock in live mode) are expired. Returns the new state
         and the abandoned carts of every session closed by this call.
         """
-        con = self._con
-        con.register("st_sessions", state.sessions)
-        con.register("st_items", state.items)
-        con.register("ev", events)
-        try:
-            con.execute(_MERGE_SQL.format(timeout=self.timeout_us))
-            expire = expire_before_us if expire_before_us is not None else None
-            return self._split(expire)
-        finally:
-            for name in ("st_sessions", "st_items", "ev"):
-                con.unregister(name)
-            self.drop_temp(*_TEMP_TABLES)
+        ids = events.column("user_session")
+        # events without a session count in sales, not here
+        keep = pc.is_valid(ids).to_numpy(zero_copy_only=False) if ids.null_count else None
+        codes = encode(state.sessions, state.items, events, keep)
+        ev = Events.of(events, keep)
+        sessions, batch = fold_sessions(codes, state.sessions, ev, self.timeout_us)
+        items = fold_items(codes, state.items, sessions, batch, ev)
+        closing = ~sessions.last
+        if expire_before_us is not None:
+            closing |= sessions.end <= expire_before_us - self.timeout_us
+        carts = self._abandoned(codes, sessions, items, closing)
+        return _state(codes, sessions, items, ~closing), carts
 
     def flush(self, state: SessionState) -> tuple[SessionState, pa.Table]:
         """Expire every open session (end of a finite replay)."""
@@ -124,36 +126,83 @@ class SessionOperator(DuckOperator):
         )
         return self.advance(state, empty, 2**62)
 
-    def _split(self, expire_before_us: int | None) -> tuple[SessionState, pa.Table]:
-        con = self._con
-        limit = "NULL" if expire_before_us is None else str(expire_before_us - self.timeout_us)
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE closing AS
-            SELECT user_session, seg FROM merged_sessions
-            WHERE NOT is_last OR epoch_us(session_end) <= coalesce({limit}, -1)
-            """
+    def _abandoned(
+        self, codes: Codes, sessions: Sessions, items: Items, closing: np.ndarray
+    ) -> pa.Table:
+        """Closed sessions without a purchase that leave products with a positive count."""
+        candidate = closing & ~sessions.purchase
+        left = items.take(candidate[items.session] & (items.net > 0))
+        if len(left.session) == 0:
+            return ABANDONED_CARTS_SCHEMA.empty_table()
+        left = left.take(np.lexsort((left.product, left.session)))
+        starts = np.flatnonzero(np.concatenate([[True], left.session[1:] != left.session[:-1]]))
+        owner = left.session[starts]
+        # exact sum in millionths (as DECIMAL(38, 6)): the value must not depend on the order
+        micros = np.rint(left.price * 1e6).astype(np.int64)
+        value = np.add.reduceat(left.net * micros, starts) / 1e6
+        end = sessions.end[owner]
+        struct = pa.StructArray.from_arrays(
+            [
+                pa.array(left.product, pa.int64()),
+                pa.array(left.net, pa.int64()),
+                pa.array(left.price, pa.float64()),
+                left.labels.column("brand").combine_chunks().cast(pa.string()),
+                left.labels.column("category_code").combine_chunks().cast(pa.string()),
+            ],
+            fields=list(ITEM_TYPE),
         )
-        abandoned = con.sql(_ABANDONED_SQL.format(timeout=self.timeout_us)).to_arrow_table()
-        sessions = con.sql(
-            """
-            SELECT m.user_session, m.user_id, m.session_start, m.session_end, m.has_purchase
-            FROM merged_sessions m ANTI JOIN closing c USING (user_session, seg)
-            """
-        ).to_arrow_table()
-        items = con.sql(
-            """
-            SELECT i.user_session, i.product_id, i.net, i.seen_at, i.seen_offset, i.price,
-                   i.brand, i.category_code
-            FROM merged_items i ANTI JOIN closing c USING (user_session, seg)
-            """
-        ).to_arrow_table()
-        state = SessionState(sessions.cast(SESSION_STATE_SCHEMA), items.cast(ITEM_STATE_SCHEMA))
-        return state, abandoned.cast(ABANDONED_CARTS_SCHEMA)
+        offsets = pa.array(np.append(starts, len(left.session)), pa.int32())
+        carts = pa.table(
+            [
+                codes.names.take(pa.array(sessions.code[owner])),
+                pa.array(sessions.user[owner], pa.int64()),
+                _timestamps(sessions.start[owner]),
+                _timestamps(end),
+                _timestamps(end + self.timeout_us),
+                pa.ListArray.from_arrays(offsets, struct, type=pa.list_(ITEM_TYPE)),
+                pa.array(np.add.reduceat(left.net, starts), pa.int64()),
+                pa.array(value, pa.float64()),
+            ],
+            schema=ABANDONED_CARTS_SCHEMA,
+        )
+        return carts.sort_by([("expired_at", "ascending"), ("user_session", "ascending")])
 
 
-#: The temporary tables one call builds (dropped at its end).
-_TEMP_TABLES = ("b_sess", "long_sessions", "seg_map", "merged_sessions", "merged_items", "closing")
+def _state(codes: Codes, sessions: Sessions, items: Items, keep: np.ndarray) -> SessionState:
+    """The sessions left open and their items, as the state's tables."""
+    index = np.flatnonzero(keep)
+    names = codes.names.take(pa.array(sessions.code[index]))
+    open_sessions = pa.table(
+        [
+            names,
+            pa.array(sessions.user[index], pa.int64()),
+            _timestamps(sessions.start[index]),
+            _timestamps(sessions.end[index]),
+            pa.array(sessions.purchase[index], pa.bool_()),
+        ],
+        schema=SESSION_STATE_SCHEMA,
+    )
+    kept = items.take(keep[items.session])
+    position = np.cumsum(keep) - 1  # a kept session's row in open_sessions
+    open_items = pa.table(
+        [
+            names.take(pa.array(position[kept.session], pa.int64())),
+            pa.array(kept.product, pa.int64()),
+            pa.array(kept.net, pa.int64()),
+            _timestamps(kept.seen_at),
+            pa.array(kept.seen_offset, pa.int64()),
+            pa.array(kept.price, pa.float64()),
+            kept.labels.column("brand").combine_chunks().cast(pa.string()),
+            kept.labels.column("category_code").combine_chunks().cast(pa.string()),
+        ],
+        schema=ITEM_STATE_SCHEMA,
+    )
+    return SessionState(open_sessions, open_items)
+
+
+def _timestamps(values: np.ndarray) -> pa.Array:
+    return pa.array(values, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+
 
 _EVENT_FIELDS = [
     pa.field("event_time", pa.timestamp("us", tz="UTC")),
@@ -166,130 +215,3 @@ _EVENT_FIELDS = [
     pa.field("user_id", pa.int64()),
     pa.field("user_session", pa.string()),
 ]
-
-# Segment 0 of a session continues its open state (if any); each later segment starts after a
-# gap longer than the timeout. Only sessions whose events could hold such a gap (they span more
-# than the timeout, or start more than the timeout after their state) are segmented with window
-# functions; every other session is one segment. Items are only tracked for products that were
-# carted, removed or bought: views only refresh their last seen price.
-_MERGE_SQL = """
-CREATE OR REPLACE TEMP TABLE b_sess AS
-SELECT user_session, min(event_time) AS t0, max(event_time) AS t1,
-       max(struct_pack(t := event_time, u := user_id)) AS latest,
-       bool_or(event_type = 'purchase') AS has_purchase
-FROM ev WHERE user_session IS NOT NULL GROUP BY ALL;
-
-CREATE OR REPLACE TEMP TABLE long_sessions AS
-SELECT b.user_session, s.session_end AS state_end
-FROM b_sess b LEFT JOIN st_sessions s USING (user_session)
-WHERE epoch_us(b.t1) - epoch_us(b.t0) > {timeout}
-   OR epoch_us(b.t0) - epoch_us(s.session_end) > {timeout};
-
-CREATE OR REPLACE TEMP TABLE seg_map AS
-WITH e AS (
-  SELECT ev._offset, ev.user_session, ev.event_time, l.state_end
-  FROM ev JOIN long_sessions l USING (user_session)
-),
-g AS (
-  SELECT *, coalesce(
-      lag(event_time) OVER (PARTITION BY user_session ORDER BY event_time, _offset), state_end
-    ) AS prev
-  FROM e
-)
-SELECT _offset, user_session,
-       sum(CASE WHEN epoch_us(event_time) - epoch_us(prev) > {timeout} THEN 1 ELSE 0 END)
-         OVER (PARTITION BY user_session ORDER BY event_time, _offset ROWS UNBOUNDED PRECEDING)
-       AS seg
-FROM g;
-
-CREATE OR REPLACE TEMP TABLE merged_sessions AS
-WITH long_e AS (
-  SELECT ev.*, m.seg FROM ev JOIN seg_map m USING (_offset)
-),
-last_seg AS (SELECT user_session, max(seg) AS max_seg FROM seg_map GROUP BY ALL),
-b AS (
-  -- one segment per short session: its batch aggregates are already in b_sess
-  SELECT user_session, 0::BIGINT AS seg, t0 AS session_start, t1 AS session_end, latest,
-         has_purchase
-  FROM b_sess ANTI JOIN long_sessions USING (user_session)
-  UNION ALL
-  SELECT user_session, seg, min(event_time), max(event_time),
-         max(struct_pack(t := event_time, u := user_id)), bool_or(event_type = 'purchase')
-  FROM long_e GROUP BY ALL
-),
-s AS (
-  SELECT user_session, 0::BIGINT AS seg, session_start, session_end,
-         struct_pack(t := session_end, u := user_id) AS latest, has_purchase
-  FROM st_sessions
-),
-u AS (SELECT * FROM b UNION ALL SELECT * FROM s),
-m AS (
-  SELECT user_session, seg, min(session_start) AS session_start, max(session_end) AS session_end,
-         max(latest).u AS user_id, bool_or(has_purchase) AS has_purchase
-  FROM u GROUP BY ALL
-)
--- only long sessions can have several segments: no window over every session
-SELECT m.*, m.seg = coalesce(l.max_seg, 0) AS is_last
-FROM m LEFT JOIN last_seg l USING (user_session);
-
-CREATE OR REPLACE TEMP TABLE merged_items AS
-WITH keys AS (
-  SELECT DISTINCT user_session, product_id FROM ev
-  WHERE event_type <> 'view' AND user_session IS NOT NULL
-  UNION SELECT user_session, product_id FROM st_items
-),
-e AS (
-  SELECT ev.*, coalesce(m.seg, 0) AS seg
-  FROM ev SEMI JOIN keys USING (user_session, product_id)
-  LEFT JOIN (SELECT _offset, seg FROM seg_map) m USING (_offset)
-),
-b AS (
-  SELECT user_session, seg, product_id,
-         sum(CASE event_type WHEN 'cart' THEN 1 WHEN 'view' THEN 0 ELSE -1 END) AS net,
-         bool_or(event_type <> 'view') AS carted,
-         max(struct_pack(t := event_time, o := _offset, price := price, brand := brand,
-                         category_code := category_code)) AS seen
-  FROM e GROUP BY ALL
-),
-s AS (
-  SELECT user_session, 0::BIGINT AS seg, product_id, net, true AS carted,
-         struct_pack(t := seen_at, o := seen_offset, price := price, brand := brand,
-                     category_code := category_code) AS seen
-  FROM st_items
-),
-u AS (SELECT * FROM b UNION ALL SELECT * FROM s),
-m AS (
-  SELECT user_session, seg, product_id, sum(net)::BIGINT AS net, bool_or(carted) AS carted,
-         max(seen) AS seen
-  FROM u GROUP BY ALL
-)
-SELECT user_session, seg, product_id, net, seen.t AS seen_at, seen.o AS seen_offset,
-       seen.price AS price, seen.brand AS brand, seen.category_code AS category_code
-FROM m WHERE carted;
-"""
-
-_ABANDONED_SQL = """
-WITH closed AS (
-  SELECT m.* FROM merged_sessions m JOIN closing c USING (user_session, seg)
-  WHERE NOT m.has_purchase
-),
-pos AS (
-  SELECT i.* FROM merged_items i JOIN closed c USING (user_session, seg) WHERE i.net > 0
-),
-carts AS (
-  SELECT user_session, seg,
-         -- product_id leads the struct and is unique in a cart: sorting the structs orders by
-         -- it, at half the cost of an ordered aggregate
-         list_sort(list(struct_pack(product_id := product_id, count := net, price := price,
-                                    brand := brand, category_code := category_code))) AS items,
-         sum(net)::BIGINT AS item_count,
-         -- exact decimal sum: the value must not depend on aggregation order
-         sum(net * price::DECIMAL(38, 6))::DOUBLE AS cart_value
-  FROM pos GROUP BY ALL
-)
-SELECT c.user_session, c.user_id, c.session_start, c.session_end,
-       c.session_end + to_microseconds({timeout}) AS expired_at,
-       k.items, k.item_count, k.cart_value
-FROM closed c JOIN carts k USING (user_session, seg)
-ORDER BY expired_at, user_session
-"""

@@ -74,7 +74,7 @@ _operators: dict[int, SessionOperator] = {}
 
 
 def _operator(timeout_s: int) -> SessionOperator:
-    """One operator (one in-memory DuckDB) per Python worker and timeout."""
+    """One operator per Python worker and timeout."""
     op = _operators.get(timeout_s)
     if op is None:
         op = _operators[timeout_s] = SessionOperator(timeout_s)

@@ -260,11 +260,8 @@ def test_renders_a_cart_from_the_session_operator() -> None:
         "_offset": pa.array(range(len(rows)), pa.int64()),
     })  # fmt: skip
     op = SessionOperator(1800)
-    try:
-        state, _ = op.advance(SessionState.empty(), events, None)
-        _, carts = op.flush(state)
-    finally:
-        op.close()
+    state, _ = op.advance(SessionState.empty(), events, None)
+    _, carts = op.flush(state)
     assert carts.schema.equals(ABANDONED_CARTS_SCHEMA)
     row = carts.to_pylist()[0]
     now = row["expired_at"] + dt.timedelta(seconds=1)

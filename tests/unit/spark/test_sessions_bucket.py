@@ -108,16 +108,13 @@ def test_flush_row_expires_every_session_like_the_embedded_flush() -> None:
     state = FakeGroupState()
     carts, _ = run(state, [frame(rows, flush=True)])
     op = SessionOperator(TIMEOUT_S)
-    try:
-        table = pa.Table.from_pandas(frame(rows).drop(columns=["_flush", "_bucket"]))
-        table = table.set_column(
-            0,
-            "event_time",
-            pa.compute.assume_timezone(table.column(0).cast(pa.timestamp("us")), "UTC"),
-        ).append_column("_offset", pa.array(range(len(rows)), pa.int64()))
-        expected = op.flush(op.advance(_empty(), table, None)[0])[1]
-    finally:
-        op.close()
+    table = pa.Table.from_pandas(frame(rows).drop(columns=["_flush", "_bucket"]))
+    table = table.set_column(
+        0,
+        "event_time",
+        pa.compute.assume_timezone(table.column(0).cast(pa.timestamp("us")), "UTC"),
+    ).append_column("_offset", pa.array(range(len(rows)), pa.int64()))
+    expected = op.flush(op.advance(_empty(), table, None)[0])[1]
     assert carts.to_pylist() == expected.to_pylist()
     assert carts.column("user_session").to_pylist() == ["s1"]  # s2 bought: not abandoned
     assert not state.exists

@@ -85,8 +85,6 @@ class StreamEngine:
         """Release operator resources (the store and log are closed by their owner)."""
         self._pool.shutdown(wait=True)
         self.sales.close()
-        if self.bots is not None:
-            self.bots.close()
 
     def limit_threads(self, threads: int) -> None:
         """Cap the DuckDB threads of the engine's connections (under `serve`, to share cores).
@@ -94,10 +92,7 @@ class StreamEngine:
         With one thread, the operators also run one after the other instead of side by side.
         """
         self._parallel = threads > 1
-        cons = [self.store.con, self.sales.connection]
-        if self.bots is not None:
-            cons.append(self.bots.connection)
-        for con in cons:
+        for con in (self.store.con, self.sales.connection):
             con.execute(f"SET threads = {int(threads)}")
 
     @property

@@ -11,13 +11,22 @@ a quiet cool-down opens a new episode. Users idle for longer than the state TTL 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from cartpulse.operators.base import DuckOperator
-from cartpulse.operators.bots_sql import ALERTS_SQL, MERGE_SQL
-from cartpulse.operators.bots_steps import user_steps
+from cartpulse.operators.bots_fold import (
+    COUNTED,
+    batch_users,
+    hour_buckets,
+    hour_totals_of,
+    state_columns,
+)
+from cartpulse.operators.bots_steps import Steps, user_steps
 from cartpulse.settings import BotSettings
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -82,12 +91,11 @@ class BotState:
         return int(self.users.nbytes + self.hour_totals.nbytes)
 
 
-class BotOperator(DuckOperator):
-    """Runs the bot rules over Arrow tables with an in-memory DuckDB (no I/O)."""
+class BotOperator:
+    """Runs the bot rules over Arrow tables (pure: no I/O, no clock)."""
 
     def __init__(self, rules: BotSettings) -> None:
         self.rules = rules
-        super().__init__()
 
     def advance(
         self, state: BotState, events: pa.Table, now_us: int | None
@@ -99,52 +107,197 @@ class BotOperator(DuckOperator):
         """
         if events.num_rows == 0 and now_us is None:
             return state, BOT_ALERTS_SCHEMA.empty_table()
-        con = self._con
-        con.register("st_users", state.users)
-        con.register("st_hours", state.hour_totals)
-        con.register("bot_ev", user_steps(events.select(_EVENT_COLUMNS)))
-        try:
-            con.execute(MERGE_SQL.format(**self._params()))
-            alerts = con.sql(ALERTS_SQL.format(**self._params())).to_arrow_table()
-            keep = "last_us + {ttl} >= {now} OR coalesce(alerted_until_us, 0) >= {now}"
-            bound = now_us if now_us is not None else -(2**62)
-            users = con.sql(
-                f"SELECT {_STATE_COLUMNS} FROM bot_merged "
-                f"WHERE {keep.format(ttl=self.rules.state_ttl_s * 10**6, now=bound)}"
-            ).to_arrow_table()
-            hours = con.sql(
-                f"SELECT * FROM bot_hours WHERE hour_us + 7_200_000_000 >= {bound}"
-            ).to_arrow_table()
-        finally:
-            for name in ("st_users", "st_hours", "bot_ev"):
-                con.unregister(name)
-            self.drop_temp(
-                "bot_steps", "bot_minutes", "bot_hours", "bot_user_hours", "bot_batch", "bot_merged"
-            )
-        return (
-            BotState(users.cast(BOT_STATE_SCHEMA), hours.cast(HOUR_TOTALS_SCHEMA)),
-            alerts.cast(BOT_ALERTS_SCHEMA),
-        )
+        if events.column("user_id").null_count:
+            events = events.filter(pc.is_valid(events.column("user_id")))
+        users = state.users.sort_by("user_id")
+        if events.num_rows == 0:
+            totals = hour_totals_of(state.hour_totals)
+            return self._expire(users, totals, now_us), BOT_ALERTS_SCHEMA.empty_table()
+        steps = user_steps(events, users)
+        before = state_columns(users)
+        batch = batch_users(steps, before, self.rules)
+        hours, totals = hour_buckets(steps, before, hour_totals_of(state.hour_totals), self.rules)
+        batch.update(hours)
+        merged = _merge(before, batch)
+        fired, strength = self._rules(merged, batch)
+        alerts = _alerts(merged, batch, fired, strength)
+        if len(fired):
+            hit = fired != ""
+            merged["alerted_until_us"][hit] = merged["last_us"][hit] + self.rules.cooldown_s * 10**6
+        new_users = _state_table(merged, users, steps, batch["state_row"])
+        return self._expire(new_users, totals, now_us), alerts
 
-    def _params(self) -> dict[str, float | int]:
+    def _rules(
+        self, merged: dict[str, np.ndarray], batch: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per batch user: the names of the rules that fire (comma-separated) and the strength
+        of the strongest (how far past its threshold)."""
         r = self.rules
-        return {
-            "max_epm": r.max_events_per_minute,
-            "max_sph": r.max_sessions_per_hour,
-            "min_gaps": r.min_gaps,
-            "max_cv": r.max_gap_cv,
-            "max_gap_us": r.max_gap_s * 10**6,
-            "min_carts": r.min_carts,
-            "fast_cart_us": r.fast_cart_s * 10**6,
-            "max_other": r.max_other_per_cart,
-            "min_repeats": r.min_repeats,
-            "max_repeat_share": r.max_repeat_share,
-            "min_hour_events": r.min_hour_events,
-            "max_share": r.max_traffic_share,
-            "min_z": r.min_robust_z,
-            "cooldown_us": r.cooldown_s * 10**6,
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = merged["gap_sum_s"] / merged["gaps"]
+            cv = np.sqrt(np.maximum(merged["gap_sq_sum_s"] / merged["gaps"] - mean**2, 0)) / mean
+        merged["mean_gap_s"], merged["gap_cv"] = mean, np.where(mean == 0, np.nan, cv)
+        events, carts, fast = merged["events"], merged["carts"], merged["fast_carts"]
+        repeats, cv = merged["repeats"], merged["gap_cv"]
+        checks = {
+            "events_per_minute": (
+                batch["peak_minute_events"] >= r.max_events_per_minute,
+                batch["peak_minute_events"] / r.max_events_per_minute,
+            ),
+            "sessions_per_hour": (
+                batch["peak_hour_sessions"] >= r.max_sessions_per_hour,
+                batch["peak_hour_sessions"] / r.max_sessions_per_hour,
+            ),
+            "regular_pace": (
+                (merged["gaps"] >= r.min_gaps) & (cv <= r.max_gap_cv),
+                np.minimum(r.max_gap_cv / np.maximum(cv, 1e-3), 100),
+            ),
+            "carts_without_views": (
+                (fast >= r.min_carts)
+                & (fast >= 0.5 * carts)
+                & (events - carts <= r.max_other_per_cart * carts),
+                fast / r.min_carts,
+            ),
+            "replayed_events": (
+                (repeats >= r.min_repeats) & (repeats >= r.max_repeat_share * events),
+                repeats / np.maximum(events, 1) / r.max_repeat_share,
+            ),
+            "traffic_share": (batch["floods"], batch["robust_z"] / r.min_robust_z),
         }
+        n = len(events)
+        fired = np.full(n, "", dtype=object)
+        strength = np.full(n, -np.inf)
+        for name, (check, score) in checks.items():
+            hit = np.asarray(check, bool)
+            fired[hit] = np.where(fired[hit] == "", name, fired[hit] + "," + name)
+            strength[hit] = np.maximum(strength[hit], score[hit])
+        return fired, strength
+
+    def _expire(
+        self, users: pa.Table, totals: tuple[np.ndarray, np.ndarray], now_us: int | None
+    ) -> BotState:
+        """Forget users idle past the TTL and out of cool-down, and hours older than two."""
+        bound = now_us if now_us is not None else -(2**62)
+        ttl = self.rules.state_ttl_s * 10**6
+        last = np.asarray(users.column("last_us").to_numpy(), np.int64)
+        until = np.asarray(pc.fill_null(users.column("alerted_until_us"), 0).to_numpy(), np.int64)
+        keep = (last + ttl >= bound) | (until >= bound)
+        recent = totals[0] + 7_200_000_000 >= bound
+        hours = pa.table(
+            {"hour_us": totals[0][recent], "events": totals[1][recent]}, schema=HOUR_TOTALS_SCHEMA
+        )
+        return BotState(users.filter(pa.array(keep)), hours)
 
 
-_STATE_COLUMNS = ", ".join(BOT_STATE_SCHEMA.names)
-_EVENT_COLUMNS = ["event_time", "event_type", "product_id", "user_id", "user_session", "_offset"]
+def _merge(before: dict[str, np.ndarray], batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The batch's users with their state (if any) added: counts summed, latest values taken."""
+    row = batch["state_row"]
+    held = row >= 0
+    at = np.where(held, row, 0)
+
+    def old(name: str, missing: float) -> np.ndarray:
+        values = before[name][at] if len(before[name]) else np.zeros(len(row), before[name].dtype)
+        return np.where(held, values, missing)
+
+    merged = dict(batch)
+    merged["first_us"] = np.where(held, old("first_us", 0), batch["first_new_us"])
+    for name in (*COUNTED, "gap_sum_s", "gap_sq_sum_s"):
+        merged[name] = old(name, 0) + batch[name]
+    for name in ("peak_minute_events", "peak_hour_sessions"):
+        merged[name] = np.where(held, np.maximum(old(name, 0), batch[name]), batch[name])
+    merged["alerted_until_us"] = old("alerted_until_us", -1).astype(np.int64)
+    return merged
+
+
+def _alerts(
+    merged: dict[str, np.ndarray],
+    batch: dict[str, np.ndarray],
+    fired: np.ndarray,
+    strength: np.ndarray,
+) -> pa.Table:
+    """A new alert where rules fire and the user's last episode had cooled down before this
+    batch's first event of theirs (one alert per episode)."""
+    until = merged["alerted_until_us"]
+    new = (fired != "") & ((until < 0) | (batch["first_new_us"] > until))
+    rows = np.flatnonzero(new)
+    rows = rows[np.argsort(merged["user_id"][rows], kind="stable")]
+    # alerts are rare (a few per batch): building their JSON in Python costs nothing
+    evidence = [json.dumps(_evidence(merged, int(i)), separators=(",", ":")) for i in rows]
+    return pa.table(
+        {
+            "user_id": pa.array(merged["user_id"][rows], pa.int64()),
+            "detected_at": pa.array(merged["last_us"][rows], pa.int64()).cast(_TS),
+            "rule": pa.array(fired[rows].tolist(), pa.string()),
+            "score": pa.array(rounded(strength[rows], 3), pa.float64()),
+            "evidence": pa.array(evidence, pa.string()),
+        },
+        schema=BOT_ALERTS_SCHEMA,
+    )
+
+
+def _evidence(m: dict[str, np.ndarray], i: int) -> dict[str, object]:
+    def at(name: str, digits: int) -> float | None:
+        value = float(m[name][i])
+        return None if np.isnan(value) else float(rounded(np.array([value]), digits)[0])
+
+    counts = ("events", "views", "carts", "fast_carts", "purchases", "sessions", "repeats")
+    return {
+        **{name: int(m[name][i]) for name in counts},
+        "gap_cv": at("gap_cv", 3),
+        "mean_gap_s": at("mean_gap_s", 2),
+        "peak_events_per_minute": int(m["peak_minute_events"][i]),
+        "peak_sessions_per_hour": int(m["peak_hour_sessions"][i]),
+        "traffic_share": at("traffic_share", 4),
+        "robust_z": at("robust_z", 1),
+        "first_seen": _iso(int(m["first_us"][i])),
+        "last_seen": _iso(int(m["last_us"][i])),
+    }
+
+
+def rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """Rounded to `digits` decimals, halves away from zero (as SQL's round, not numpy's)."""
+    scaled = values * 10.0**digits
+    whole = np.trunc(scaled)
+    whole += np.where(np.abs(scaled - whole) >= 0.5, np.sign(scaled), 0)
+    return np.asarray(whole / 10.0**digits)
+
+
+def _iso(us: int) -> str:
+    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def _state_table(
+    merged: dict[str, np.ndarray],
+    users: pa.Table,
+    steps: Steps,
+    state_row: np.ndarray,
+) -> pa.Table:
+    """The state's users the batch left alone, then the batch's users, sorted by user_id."""
+    untouched = np.ones(users.num_rows, bool)
+    untouched[state_row[state_row >= 0]] = False
+    kept = users.filter(pa.array(untouched))
+    names = BOT_STATE_SCHEMA.names
+    strings = {
+        "last_type": steps.kinds.take(_codes(merged["last_kind"])),
+        "last_session": steps.sessions.take(_codes(merged["last_session"])),
+    }
+    columns = []
+    for field in BOT_STATE_SCHEMA:
+        if field.name in strings:
+            columns.append(strings[field.name])
+        elif field.name == "alerted_until_us":
+            until = merged[field.name]
+            columns.append(pa.array(until, pa.int64(), mask=until < 0))
+        else:
+            columns.append(pa.array(merged[field.name], field.type))
+    fresh = pa.table(columns, names=names)
+    return pa.concat_tables([kept.cast(BOT_STATE_SCHEMA), fresh.cast(BOT_STATE_SCHEMA)]).sort_by(
+        "user_id"
+    )
+
+
+def _codes(values: np.ndarray) -> pa.Array:
+    """Dictionary codes as Arrow take indices (−1: null)."""
+    return pa.array(values, pa.int64(), mask=values < 0)

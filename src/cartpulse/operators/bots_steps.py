@@ -1,70 +1,130 @@
-"""Each user's events in time order, each beside the one before it: the bot operator's input.
+"""Each user's events of a batch in time order, each beside the one before it (in the batch, or
+the user's last event kept in the state): the bot operator's input.
 
-This is a window function (`lag … OVER (PARTITION BY user_id ORDER BY event_time, _offset)`)
-written with one numpy sort and shifted slices: DuckDB's window operator spent most of the bot
-detector's time here, sorting and copying the string columns once per `lag`.
+Numpy over integer codes: the user's previous event is one row up after a sort by
+(user, time, offset), and its type and session are compared as dictionary codes, not strings.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-STEPS_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.int64()),
-        ("t_us", pa.int64()),
-        ("event_type", pa.string()),
-        ("product_id", pa.int64()),
-        ("user_session", pa.string()),
-        ("prev_us", pa.int64()),
-        ("prev_product", pa.int64()),
-        ("prev_type", pa.string()),
-        ("prev_session", pa.string()),
-        ("is_last", pa.bool_()),
-    ]
-)
+from cartpulse.operators.order import dense_codes, order_rows
 
 
-def user_steps(events: pa.Table) -> pa.Table:
-    """Events with a user, ordered by (user_id, event_time, _offset), with the previous event's
-    time, product, type and session (null for a user's first event in the batch)."""
-    events = events.filter(pc.is_valid(events.column("user_id")))
-    n = events.num_rows
-    if n == 0:
-        return STEPS_SCHEMA.empty_table()
-    users = _int64(events.column("user_id"))
-    times = _int64(events.column("event_time").cast(pa.timestamp("us", tz="UTC")))
-    offsets = _int64(events.column("_offset"))
-    order = np.lexsort((offsets, times, users))
-    users, times = users[order], times[order]
-    picked = events.select(["event_type", "product_id", "user_session"]).take(pa.array(order))
-    first = np.ones(n, dtype=bool)
-    first[1:] = users[1:] != users[:-1]
-    last = np.ones(n, dtype=bool)
-    last[:-1] = first[1:]
-    columns = {
-        "user_id": pa.array(users),
-        "t_us": pa.array(times),
-        "event_type": picked.column("event_type"),
-        "product_id": picked.column("product_id"),
-        "user_session": picked.column("user_session"),
-        "prev_us": _previous(pa.chunked_array([times]), first),
-        "prev_product": _previous(picked.column("product_id"), first),
-        "prev_type": _previous(picked.column("event_type"), first),
-        "prev_session": _previous(picked.column("user_session"), first),
-        "is_last": pa.array(last),
-    }
-    return pa.table(columns, schema=STEPS_SCHEMA)
+@dataclass(frozen=True)
+class Steps:
+    """The batch's events sorted by (user, time, offset), with what came before each."""
+
+    user: np.ndarray
+    t_us: np.ndarray
+    kind: np.ndarray
+    """code of event_type in `kinds`"""
+    product: np.ndarray
+    session: np.ndarray
+    """code of user_session in `sessions`, −1 for none"""
+    first: np.ndarray
+    """the user's first event in the batch"""
+    state_row: np.ndarray
+    """per row: the user's row in the state, −1 for a user the state does not hold"""
+    gap_us: np.ndarray
+    has_gap: np.ndarray
+    repeat: np.ndarray
+    new_session: np.ndarray
+    kinds: pa.Array
+    sessions: pa.Array
+    state_kinds: np.ndarray
+    """code of each state row's last_type"""
+    state_sessions: np.ndarray
+    """code of each state row's last_session, −1 for none"""
+
+    def kind_is(self, name: str) -> np.ndarray:
+        """Rows whose event_type is `name`."""
+        found = np.flatnonzero(np.asarray(self.kinds.to_pylist(), dtype=object) == name)
+        return self.kind == found[0] if len(found) else np.zeros(len(self.kind), bool)
 
 
-def _int64(column: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(column.cast(pa.int64()).to_numpy(), dtype=np.int64)
+def user_steps(events: pa.Table, state: pa.Table) -> Steps:
+    """Sort the events per user and link each to the previous one (state users sorted by id)."""
+    users = np.asarray(events.column("user_id").to_numpy(), np.int64)
+    times = np.asarray(events.column("event_time").cast(pa.int64()).to_numpy(), np.int64)
+    offsets = np.asarray(events.column("_offset").to_numpy(), np.int64)
+    order = order_rows(dense_codes(users), times, offsets)
+    n, n_state = len(order), state.num_rows
+    kinds, kind = _codes(state.column("last_type"), events.column("event_type"))
+    sessions, session = _codes(state.column("last_session"), events.column("user_session"))
+    user, t = users[order], times[order]
+    product = np.asarray(events.column("product_id").to_numpy(), np.int64)[order]
+    kind_rows, session_rows = kind[n_state:][order], session[n_state:][order]
+
+    first = np.ones(n, bool)
+    first[1:] = user[1:] != user[:-1]
+    state_users = np.asarray(state.column("user_id").to_numpy(), np.int64)
+    at = np.zeros(int(first.sum()), np.int64)
+    held = np.zeros(len(at), bool)
+    if n_state:
+        at = np.minimum(np.searchsorted(state_users, user[first]), n_state - 1)
+        held = state_users[at] == user[first]
+    state_row = np.where(held, at, -1)[np.cumsum(first) - 1]
+
+    prev_t, prev_product = _shifted(t), _shifted(product)
+    prev_kind, prev_session = _shifted(kind_rows), _shifted(session_rows)
+    has_prev = ~first
+    from_state = first & (state_row >= 0)
+    rows = state_row[from_state]
+    prev_t[from_state] = np.asarray(state.column("last_us").to_numpy(), np.int64)[rows]
+    prev_product[from_state] = np.asarray(
+        pc.fill_null(state.column("last_product"), -1).to_numpy(), np.int64
+    )[rows]
+    prev_kind[from_state] = kind[:n_state][rows]
+    prev_session[first] = -1
+    prev_session[from_state] = session[:n_state][rows]
+    has_gap = has_prev | from_state
+    gap = np.where(has_gap, t - prev_t, 0)
+    repeat = (
+        has_gap
+        & (prev_product == product)
+        & (prev_kind == kind_rows)
+        & (prev_kind >= 0)
+        & (gap <= 1_000_000)
+    )
+    new_session = (session_rows >= 0) & (session_rows != prev_session)
+    return Steps(
+        user=user,
+        t_us=t,
+        kind=kind_rows,
+        product=product,
+        session=session_rows,
+        first=first,
+        state_row=state_row,
+        gap_us=gap,
+        has_gap=has_gap,
+        repeat=repeat,
+        new_session=new_session,
+        kinds=kinds,
+        sessions=sessions,
+        state_kinds=kind[:n_state],
+        state_sessions=session[:n_state],
+    )
 
 
-def _previous(column: pa.ChunkedArray, first: np.ndarray) -> pa.Array:
-    """The value one row up; null where a new user starts."""
-    values = column.combine_chunks()
-    shifted = pa.concat_arrays([pa.nulls(1, values.type), values.slice(0, len(values) - 1)])
-    return pc.if_else(pa.array(first), pa.scalar(None, values.type), shifted)
+def _codes(state: pa.ChunkedArray, batch: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """One dictionary for the state's and the batch's strings; −1 codes a null."""
+    chunks = [c.cast(pa.string()) for part in (state, batch) for c in part.chunks]
+    joined = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+    encoded = pc.dictionary_encode(joined)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return encoded.dictionary, np.asarray(codes, np.int64)
+
+
+def _shifted(values: np.ndarray) -> np.ndarray:
+    """The value one row up (the first row gets −1; callers mask it)."""
+    out = np.empty_like(values)
+    if len(values):
+        out[0] = -1
+        out[1:] = values[:-1]
+    return out

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartpulse.operators.order import order_rows
+
 _INT64_MIN = np.iinfo(np.int64).min
 _LABELS = pa.schema([("brand", pa.string()), ("category_code", pa.string())])
 
@@ -124,7 +126,7 @@ def fold_sessions(
     codes: Codes, state: pa.Table, ev: Events, timeout_us: int
 ) -> tuple[Sessions, Sorted]:
     """Cut the batch's events into sessions (gaps over the timeout); merge them with the state."""
-    order = _session_order(codes.events, ev.times, ev.offsets, codes.count)
+    order = order_rows(codes.events, ev.times, ev.offsets)
     code, t = codes.events[order], ev.times[order]
     n, n_state = len(order), state.num_rows
     if n == 0:
@@ -184,21 +186,6 @@ def fold_sessions(
         last=np.concatenate([~reopened[codes.sessions], g_last[fresh]]),
     )
     return sessions, Sorted(order, code, index_of[seg_of_row])
-
-
-def _session_order(code: np.ndarray, t: np.ndarray, offsets: np.ndarray, ids: int) -> np.ndarray:
-    """Row order by (session code, time, offset)."""
-    n = len(code)
-    # Why not np.lexsort: two unstable sorts of unique int64 keys are about 3× faster.
-    if n > 1 and bool(np.all(offsets[1:] > offsets[:-1])):
-        low = int(t.min())
-        span = int(t.max()) - low + 1
-        if span < 2**62 // n and ids < 2**62 // n:
-            by_time = np.argsort((t - low) * n + np.arange(n))
-            rank = np.empty(n, np.int64)
-            rank[by_time] = np.arange(n)
-            return np.argsort(code * n + rank)
-    return np.lexsort((offsets, t, code))
 
 
 def _state_only(codes: Codes, state: pa.Table) -> Sessions:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from cartpulse.operators.order import dense_codes
 from cartpulse.operators.session_fold import Codes, Events, Sessions, Sorted, int64_values
 
 
@@ -69,7 +69,7 @@ def fold_items(
 
     products = np.concatenate([int64_values(state.column("product_id")), ev.products[rows]])
     session = np.concatenate([state_of[codes.items], batch.session[positions]])
-    group = _dense_codes(_pair_keys(session, products))
+    group = dense_codes(_pair_keys(session, products))
     groups = int(group.max()) + 1 if len(group) else 0
     net = np.concatenate(
         [int64_values(state.column("net")), net_sorted[positions].astype(np.int64)]
@@ -123,14 +123,6 @@ def _pair_keys(session: np.ndarray, products: np.ndarray) -> np.ndarray:
     """One int64 per (session, product): packed bits when they fit, else via product codes."""
     if len(products) and products.min() >= 0 and products.max() < 2**40 and session.max() < 2**23:
         return np.asarray((session << 40) | products, np.int64)
-    codes = _dense_codes(products)
+    codes = dense_codes(products)
     width = int(codes.max()) + 1 if len(codes) else 1
     return np.asarray(session * width + codes, np.int64)
-
-
-def _dense_codes(values: np.ndarray) -> np.ndarray:
-    """0..k−1 for the k distinct values (hashing: no sort of the whole array)."""
-    if len(values) == 0:
-        return np.zeros(0, np.int64)
-    encoded = pc.dictionary_encode(pa.array(values, pa.int64()))
-    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)

@@ -77,9 +77,7 @@ class SparkStreamJob:
         self.bots = SparkBots(settings, self.sink) if settings.bots.enabled else None
 
     def close(self) -> None:
-        """Close the bot detector and the serving store."""
-        if self.bots is not None:
-            self.bots.close()
+        """Close the serving store."""
         self.sink.close()
 
     def run_backfill(self, flush: bool = True) -> SparkReport:

@@ -80,10 +80,6 @@ class SparkBots:
         self.sink = sink
         self.alerts = 0
 
-    def close(self) -> None:
-        """Release the operator's DuckDB connection."""
-        self.operator.close()
-
     def batch(self, frame: DataFrame, batch_id: int) -> None:
         """foreachBatch body: fold the batch's events in, publish alerts with the new state."""
         if self.sink.done("bots", batch_id):

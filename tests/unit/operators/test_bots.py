@@ -74,14 +74,11 @@ def run(
     """Feed the events in batches (clock = newest event), return every alert and the state."""
     op = BotOperator(settings or BotSettings())
     state, alerts = BotState.empty(), []
-    try:
-        for start in range(0, events.num_rows, batch_rows):
-            batch = events.slice(start, batch_rows)
-            now = int(batch.column("event_time").cast(pa.int64()).to_numpy().max())
-            state, new = op.advance(state, batch, now)
-            alerts.extend(new.to_pylist())
-    finally:
-        op.close()
+    for start in range(0, events.num_rows, batch_rows):
+        batch = events.slice(start, batch_rows)
+        now = int(batch.column("event_time").cast(pa.int64()).to_numpy().max())
+        state, new = op.advance(state, batch, now)
+        alerts.extend(new.to_pylist())
     return alerts, state
 
 
@@ -157,14 +154,11 @@ def test_idle_users_are_forgotten_but_not_during_their_cooldown() -> None:
     bot, shopper = crawler(1, rng), human(2, rng, start_s=-6 * HOUR_S)
     events = in_order(bot, shopper)
     op = BotOperator(BotSettings())
-    try:
-        state, _ = op.advance(BotState.empty(), events, None)
-        assert sorted(state.users.column("user_id").to_pylist()) == [1, 2]
-        last = int(bot.column("event_time").cast(pa.int64()).to_numpy().max())
-        later = last + 4 * HOUR_S * 1_000_000  # past the TTL, inside the crawler's cool-down
-        state, _ = op.advance(state, events.slice(0, 0), later)
-        assert state.users.column("user_id").to_pylist() == [1]
-        state, _ = op.advance(state, events.slice(0, 0), later + 7 * HOUR_S * 1_000_000)
-        assert state.users.num_rows == 0 and state.hour_totals.num_rows == 0
-    finally:
-        op.close()
+    state, _ = op.advance(BotState.empty(), events, None)
+    assert sorted(state.users.column("user_id").to_pylist()) == [1, 2]
+    last = int(bot.column("event_time").cast(pa.int64()).to_numpy().max())
+    later = last + 4 * HOUR_S * 1_000_000  # past the TTL, inside the crawler's cool-down
+    state, _ = op.advance(state, events.slice(0, 0), later)
+    assert state.users.column("user_id").to_pylist() == [1]
+    state, _ = op.advance(state, events.slice(0, 0), later + 7 * HOUR_S * 1_000_000)
+    assert state.users.num_rows == 0 and state.hour_totals.num_rows == 0

@@ -100,5 +100,4 @@ def test_bot_step_commits_state_and_alerts_once_per_batch(tmp_path: Path) -> Non
         alerts = sink.store.query("SELECT user_id, rule FROM bot_alerts")
         assert alerts.num_rows == bots.alerts and set(alerts.column("user_id").to_pylist()) == {42}
     finally:
-        bots.close()
         sink.close()

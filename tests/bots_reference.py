@@ -1,6 +1,81 @@
-"""The SQL of the bot operator: fold a batch into per-user state, then evaluate the rules."""
+"""The bot operator as it was first written, in DuckDB SQL: a reference the numpy operator must match.
+
+Kept for tests only: both implement the same rules, so any row where they differ is a bug in one.
+"""
 
 from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cartpulse.operators.bots import (
+    BOT_ALERTS_SCHEMA,
+    BOT_STATE_SCHEMA,
+    HOUR_TOTALS_SCHEMA,
+    BotState,
+)
+from cartpulse.settings import BotSettings
+
+STEPS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.int64()),
+        ("t_us", pa.int64()),
+        ("event_type", pa.string()),
+        ("product_id", pa.int64()),
+        ("user_session", pa.string()),
+        ("prev_us", pa.int64()),
+        ("prev_product", pa.int64()),
+        ("prev_type", pa.string()),
+        ("prev_session", pa.string()),
+        ("is_last", pa.bool_()),
+    ]
+)
+
+
+def user_steps(events: pa.Table) -> pa.Table:
+    """Events with a user, ordered by (user_id, event_time, _offset), with the previous event's
+    time, product, type and session (null for a user's first event in the batch)."""
+    events = events.filter(pc.is_valid(events.column("user_id")))
+    n = events.num_rows
+    if n == 0:
+        return STEPS_SCHEMA.empty_table()
+    users = _int64(events.column("user_id"))
+    times = _int64(events.column("event_time").cast(pa.timestamp("us", tz="UTC")))
+    offsets = _int64(events.column("_offset"))
+    order = np.lexsort((offsets, times, users))
+    users, times = users[order], times[order]
+    picked = events.select(["event_type", "product_id", "user_session"]).take(pa.array(order))
+    first = np.ones(n, dtype=bool)
+    first[1:] = users[1:] != users[:-1]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = first[1:]
+    columns = {
+        "user_id": pa.array(users),
+        "t_us": pa.array(times),
+        "event_type": picked.column("event_type"),
+        "product_id": picked.column("product_id"),
+        "user_session": picked.column("user_session"),
+        "prev_us": _previous(pa.chunked_array([times]), first),
+        "prev_product": _previous(picked.column("product_id"), first),
+        "prev_type": _previous(picked.column("event_type"), first),
+        "prev_session": _previous(picked.column("user_session"), first),
+        "is_last": pa.array(last),
+    }
+    return pa.table(columns, schema=STEPS_SCHEMA)
+
+
+def _int64(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _previous(column: pa.ChunkedArray, first: np.ndarray) -> pa.Array:
+    """The value one row up; null where a new user starts."""
+    values = column.combine_chunks()
+    shifted = pa.concat_arrays([pa.nulls(1, values.type), values.slice(0, len(values) - 1)])
+    return pc.if_else(pa.array(first), pa.scalar(None, values.type), shifted)
+
 
 # Steps of each user's events in order (`bot_ev`, from `bots_steps.user_steps`), each with what
 # came just before it (in the batch, or the user's last event from the state): gap, same-second
@@ -181,3 +256,61 @@ WHERE m.fired_rules <> ''
   AND (s.alerted_until_us IS NULL OR m.first_new_us > s.alerted_until_us)
 ORDER BY m.user_id
 """
+
+
+class ReferenceBotOperator:
+    """The SQL bot operator (in-memory DuckDB, one thread)."""
+
+    def __init__(self, rules: BotSettings) -> None:
+        self.rules = rules
+        self._con = duckdb.connect()
+        self._con.execute("SET threads = 1")
+
+    def advance(
+        self, state: BotState, events: pa.Table, now_us: int | None
+    ) -> tuple[BotState, pa.Table]:
+        """Fold events into the state; return it and new alerts."""
+        if events.num_rows == 0 and now_us is None:
+            return state, BOT_ALERTS_SCHEMA.empty_table()
+        con = self._con
+        con.register("st_users", state.users)
+        con.register("st_hours", state.hour_totals)
+        columns = ["event_time", "event_type", "product_id", "user_id", "user_session", "_offset"]
+        con.register("bot_ev", user_steps(events.select(columns)))
+        con.execute(MERGE_SQL.format(**self._params()))
+        alerts = con.sql(ALERTS_SQL.format(**self._params())).to_arrow_table()
+        bound = now_us if now_us is not None else -(2**62)
+        ttl = self.rules.state_ttl_s * 10**6
+        users = con.sql(
+            f"SELECT {', '.join(BOT_STATE_SCHEMA.names)} FROM bot_merged "
+            f"WHERE last_us + {ttl} >= {bound} OR coalesce(alerted_until_us, 0) >= {bound} "
+            "ORDER BY user_id"
+        ).to_arrow_table()
+        hours = con.sql(
+            f"SELECT * FROM bot_hours WHERE hour_us + 7_200_000_000 >= {bound} ORDER BY hour_us"
+        ).to_arrow_table()
+        for name in ("st_users", "st_hours", "bot_ev"):
+            con.unregister(name)
+        return (
+            BotState(users.cast(BOT_STATE_SCHEMA), hours.cast(HOUR_TOTALS_SCHEMA)),
+            alerts.cast(BOT_ALERTS_SCHEMA),
+        )
+
+    def _params(self) -> dict[str, float | int]:
+        r = self.rules
+        return {
+            "max_epm": r.max_events_per_minute,
+            "max_sph": r.max_sessions_per_hour,
+            "min_gaps": r.min_gaps,
+            "max_cv": r.max_gap_cv,
+            "max_gap_us": r.max_gap_s * 10**6,
+            "min_carts": r.min_carts,
+            "fast_cart_us": r.fast_cart_s * 10**6,
+            "max_other": r.max_other_per_cart,
+            "min_repeats": r.min_repeats,
+            "max_repeat_share": r.max_repeat_share,
+            "min_hour_events": r.min_hour_events,
+            "max_share": r.max_traffic_share,
+            "min_z": r.min_robust_z,
+            "cooldown_us": r.cooldown_s * 10**6,
+        }

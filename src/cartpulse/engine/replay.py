@@ -151,7 +151,7 @@ def _run(
                 # not depend on how far ahead the feeder happens to be.
                 engine.log.wait_for(engine.offset + batch_rows - 1, 0.05)
                 continue
-            step = engine.step(batch_rows)
+            step = engine.step(batch_rows, overlap_commit=speed is None)
             report.events += step.events
             report.abandoned_carts += step.abandoned_carts
             report.late_purchases += step.late_purchases

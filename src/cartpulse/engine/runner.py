@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -20,7 +21,7 @@ import pyarrow.compute
 
 from cartpulse.alerts.outbox import suppress_new_bots
 from cartpulse.engine.archive import stage_archive
-from cartpulse.engine.store import BatchOutputs, EngineState, ServingStore
+from cartpulse.engine.store import BatchOutputs, Checkpoint, EngineState, ServingStore
 from cartpulse.log.base import EventLog
 from cartpulse.operators.bots import BotOperator
 from cartpulse.operators.dq import DQ_SCHEMA, event_dq_counts
@@ -78,12 +79,20 @@ class StreamEngine:
         # Bot rules and archive encoding run beside the session operator: each works on its own
         # DuckDB connection or file, and DuckDB and Arrow release the GIL while they compute.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="engine-op")
+        # At most one commit in flight (`step(..., overlap_commit=True)`), on its own thread.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-commit")
+        self._committing: Future[list[tuple[str, str]]] | None = None
         self._parallel = True
         self._recover()
 
     def close(self) -> None:
-        """Release operator resources (the store and log are closed by their owner)."""
-        self._pool.shutdown(wait=True)
+        """Finish a commit in flight; release operator resources (the store and log are closed
+        by their owner)."""
+        try:
+            self.wait_committed()
+        finally:
+            self._committer.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
         self.sales.close()
 
     def limit_threads(self, threads: int) -> None:
@@ -105,12 +114,21 @@ class StreamEngine:
         top = self.state.checkpoint.max_event_us
         return None if top is None else top - self.lateness_us
 
-    def step(self, max_rows: int, now_us: int | None = None) -> StepReport:
-        """Process up to `max_rows` events; `now_us` (live mode) also expires idle sessions."""
+    def step(
+        self, max_rows: int, now_us: int | None = None, overlap_commit: bool = False
+    ) -> StepReport:
+        """Process up to `max_rows` events; `now_us` (live mode) also expires idle sessions.
+
+        With `overlap_commit` (a replay at full speed) the batch's commit runs in the
+        background while the next batch is computed: its outputs are in the store only after
+        the next `step`, `flush`, `drain` or `wait_committed`. Crash safety is the same: a
+        restart resumes from the last commit that finished.
+        """
         start = time.perf_counter()
         cp = self.state.checkpoint
         piece = self.log.read(cp.log_offset, max_rows)
         if piece.num_rows == 0 and (now_us is None or not self._due(now_us)):
+            self.wait_committed()
             return StepReport(0, 0, 0, 0.0)
         events = piece.table.append_column("_offset", piece.offsets())
         before = self.watermark_us()
@@ -120,17 +138,40 @@ class StreamEngine:
         archive_due = now_us is not None and self._archive_due()
         archived = self._start_archive(piece.end, force=archive_due)
         outputs, late = self._run_operators(events, before, now_us)
+        # the retargeting decisions see every earlier batch's messages (frequency cap)
+        self.wait_committed()
         outputs.messages = suppress_new_bots(
             self._decide(outputs.abandoned_carts), outputs.bot_alerts
         )
         cp.log_offset = piece.end
         if archived is not None:
             self._finish_archive(archived.result(), piece.end)
-        self.store.commit(self.state, outputs)
-        self._apply_moves()
+        snapshot = dataclasses.replace(
+            self.state,
+            checkpoint=dataclasses.replace(cp, pending_moves=list(cp.pending_moves)),
+        )
+        self._committing = self._committer.submit(self._commit, snapshot, outputs)
+        if not overlap_commit:
+            self.wait_committed()
         return StepReport(
             piece.num_rows, outputs.abandoned_carts.num_rows, late, time.perf_counter() - start
         )
+
+    def wait_committed(self) -> None:
+        """Block until the commit in flight (if any) is durable and its files are in the lake."""
+        if self._committing is None:
+            return
+        done, self._committing = self._committing, None
+        applied = done.result()
+        live = self.state.checkpoint
+        live.pending_moves = [m for m in live.pending_moves if m not in applied]
+
+    def _commit(self, state: EngineState, outputs: BatchOutputs) -> list[tuple[str, str]]:
+        """Commit a batch's state and outputs; move its archive files; return the moves."""
+        self.store.commit(state, outputs)
+        moves = list(state.checkpoint.pending_moves)
+        self._apply_moves(state.checkpoint)
+        return moves
 
     def run_live(
         self,
@@ -181,9 +222,10 @@ class StreamEngine:
         done = 0
         while self.offset < self.log.end_offset():
             done += self.step(self.settings.ingest.batch_rows, now_us).events
+        self.wait_committed()
         self._maybe_archive(force=True)
         self.store.commit(self.state, None)
-        self._apply_moves()
+        self._apply_moves(self.state.checkpoint)
         return done
 
     def _due(self, now_us: int) -> bool:
@@ -204,6 +246,7 @@ class StreamEngine:
 
     def flush(self) -> int:
         """End of a finite stream: expire every open session and archive what is left."""
+        self.wait_committed()
         state, carts = self.sessions.flush(self.state.sessions)
         self.state.sessions = state
         self.state.sales_windows = self.sales.close_windows(self.state.sales_windows, _FLUSH_ALL_US)
@@ -215,7 +258,7 @@ class StreamEngine:
         )
         self._maybe_archive(force=True)
         self.store.commit(self.state, outputs)
-        self._apply_moves()
+        self._apply_moves(self.state.checkpoint)
         return int(carts.num_rows)
 
     def _decide(self, carts: pa.Table) -> pa.Table | None:
@@ -283,9 +326,8 @@ class StreamEngine:
         cp.archived_offset = end
         self._last_archive = time.monotonic()
 
-    def _apply_moves(self) -> None:
-        """Rename staged archive files into the lake (idempotent; also run at recovery)."""
-        cp = self.state.checkpoint
+    def _apply_moves(self, cp: Checkpoint) -> None:
+        """Rename committed archive files into the lake (idempotent; also run at recovery)."""
         if not cp.pending_moves:
             return
         moves = [(Path(s), Path(d)) for s, d in cp.pending_moves]
@@ -293,15 +335,17 @@ class StreamEngine:
         cp.pending_moves = []
         # Everything below the archived offset has been read by both the engine and the archive.
         self.log.release_before(min(cp.archived_offset, cp.log_offset))
-        if self.staging_root.is_dir():
-            for leftover in self.staging_root.iterdir():
-                shutil.rmtree(leftover, ignore_errors=True)
+        # only these moves' staging folders: the next batch may be staging its own already
+        for source, _ in moves:
+            if self.staging_root in source.parents:
+                folder = self.staging_root / source.relative_to(self.staging_root).parts[0]
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _recover(self) -> None:
         unfinished = [s for s, _ in self.state.checkpoint.pending_moves if Path(s).exists()]
         if unfinished:
             log.warning("archive_recovered files=%d", len(unfinished))
-        self._apply_moves()
+        self._apply_moves(self.state.checkpoint)
         if self.staging_root.is_dir():  # staged before a crash, never committed
             for leftover in self.staging_root.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)

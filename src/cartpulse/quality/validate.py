@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass
@@ -12,11 +13,12 @@ import pyarrow.compute as pc
 
 from cartpulse import duck
 from cartpulse.quality.dedupe import ROW_KEY_SQL
+from cartpulse.quality.typed_input import NULLABLE_EVENTS, split_typed
 from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES, QUARANTINE_SCHEMA, Reason
 from cartpulse.sources.base import RawBatch
 
 #: The event schema with every field nullable (rejected rows are kept in `typed` until filtered).
-_NULLABLE_EVENTS = pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA])
+_NULLABLE_EVENTS = NULLABLE_EVENTS
 
 # Why DuckDB: TRY_CAST gives vectorised "parse or null" for every type, including time zone
 # names and offsets, which pyarrow's cast (all-or-error) cannot do row by row.
@@ -89,8 +91,28 @@ class Validator:
         self, batch: RawBatch, ingested_at: dt.datetime, now: dt.datetime | None = None
     ) -> Validated:
         """Split a raw batch into clean events and quarantine rows; `now` enables live checks."""
-        data = batch.data
         horizon = now + self._future_tolerance if now is not None else None
+        split = split_typed(batch.data, _us(horizon))
+        if split is None:
+            return self.validate_sql(batch, ingested_at, horizon)
+        if not split.suspect.any() and not batch.rejects.num_rows:
+            return self._with_keys(split.table, ~split.suspect, None)
+        judged = self.validate_sql(
+            dataclasses.replace(batch, data=batch.data.filter(pa.array(split.suspect))),
+            ingested_at,
+            horizon,
+        )
+        if judged.passed.any():
+            # A suspect row passed (a brand with non-ASCII case rules): the SQL takes the whole
+            # batch, so its rows keep their order.
+            return self.validate_sql(batch, ingested_at, horizon)
+        return self._with_keys(split.table, ~split.suspect, judged.quarantine)
+
+    def validate_sql(
+        self, batch: RawBatch, ingested_at: dt.datetime, horizon: dt.datetime | None
+    ) -> Validated:
+        """Every rule in one SQL pass: typed values, the reason of each rejected row."""
+        data = batch.data
         self._con.register("raw_batch", _with_trimmed_text(data))
         try:
             sql = _checked_sql(data.schema, _raw_expr(batch, data.schema))
@@ -104,6 +126,23 @@ class Validator:
         rejected = checked.filter(reason.is_valid())
         quarantine = self._quarantine_rows(batch, rejected, ingested_at)
         return Validated(typed=typed, passed=passed, quarantine=quarantine, keys=keys)
+
+    def _with_keys(
+        self, typed: pa.Table, passed: np.ndarray, quarantine: pa.Table | None
+    ) -> Validated:
+        """Typed rows (all of them, with `passed` marking the clean ones) and the row keys of
+        the clean ones."""
+        self._con.register("typed_batch", typed)
+        try:
+            keys = self._con.sql(f"SELECT {ROW_KEY_SQL} FROM typed_batch").to_arrow_table()
+        finally:
+            self._con.unregister("typed_batch")
+        return Validated(
+            typed=typed,
+            passed=passed,
+            quarantine=QUARANTINE_SCHEMA.empty_table() if quarantine is None else quarantine,
+            keys=np.asarray(keys.column(0).to_numpy(), np.uint64)[passed],
+        )
 
     def _quarantine_rows(
         self, batch: RawBatch, rejected: pa.Table, ingested_at: dt.datetime
@@ -133,6 +172,13 @@ class Validator:
             "ingested_at", pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC"))
         )
         return table.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+
+
+def _us(moment: dt.datetime | None) -> int | None:
+    """µs since the epoch."""
+    if moment is None:
+        return None
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def _is_text(typ: pa.DataType) -> bool:

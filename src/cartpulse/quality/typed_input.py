@@ -1,0 +1,95 @@
+"""Typed input (Parquet): the rows no rule can reject, normalised with Arrow compute.
+
+Why: a typed row that passes every rule needs no parsing, only the normalisation (trim, empty →
+null, brand lower-cased) and the checks; Arrow does both a column at a time, where the SQL of
+`validate` costs about three times as much. The few rows a rule might reject (a missing value,
+a negative price, an unknown type, a time out of range, a brand with non-ASCII case rules) go
+to the SQL, which says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES
+
+NULLABLE_EVENTS = pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA])
+_TEXT = ("event_type", "category_code", "brand", "user_session")
+_REQUIRED = ("event_time", "event_type", "product_id", "price", "user_id")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: Event times outside [1900, 2200) are malformed (the SQL rules' range, in µs).
+_MIN_US = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+_MAX_US = (dt.datetime(2200, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+_KINDS = pa.array(EVENT_TYPES, pa.string())
+
+
+@dataclass(frozen=True)
+class TypedSplit:
+    """A typed batch split into rows that pass (normalised) and rows the SQL must judge."""
+
+    table: pa.Table
+    """every row, normalised (suspect rows as they are: only the others are clean)"""
+    suspect: np.ndarray
+    """mask over the batch's rows: the rows left to the SQL"""
+
+
+def split_typed(data: pa.RecordBatch, horizon_us: int | None) -> TypedSplit | None:
+    """Split a batch of typed input; None when a column is not of the event schema's type."""
+    if "_raw" in data.schema.names or not _typed(data.schema):
+        return None
+    text = {name: _trimmed(data.column(name)) for name in _TEXT}
+    times = data.column("event_time").cast(pa.int64())
+    price = data.column("price")
+    missing = [pc.is_null(data.column(c)) for c in _REQUIRED if data.column(c).null_count]
+    checks = [
+        *missing,
+        pc.less(times, _MIN_US),
+        pc.greater_equal(times, _MAX_US),
+        pc.invert(pc.is_finite(price)),
+        pc.less(price, 0.0),
+        pc.invert(pc.is_in(text["event_type"], value_set=_KINDS)),
+        pc.is_null(text["event_type"]),
+        # case rules beyond ASCII are the SQL's lower()
+        pc.invert(pc.string_is_ascii(text["brand"])),
+    ]
+    if horizon_us is not None:
+        checks.append(pc.greater(times, horizon_us))
+    suspect = np.zeros(data.num_rows, bool)
+    for check in checks:
+        suspect |= np.asarray(pc.fill_null(check, False).to_numpy(zero_copy_only=False), bool)
+    text["brand"] = pc.ascii_lower(text["brand"])
+    columns = {
+        "event_time": data.column("event_time").cast(pa.timestamp("us", tz="UTC")),
+        **{name: data.column(name) for name in ("product_id", "category_id", "price", "user_id")},
+        **text,
+    }
+    table = pa.table({name: columns[name] for name in EVENT_SCHEMA.names}, schema=NULLABLE_EVENTS)
+    return TypedSplit(table, suspect)
+
+
+def _typed(schema: pa.Schema) -> bool:
+    """Every event column has the type the event schema gives it (any zone for times)."""
+    for field in EVENT_SCHEMA:
+        if field.name not in schema.names:
+            return False
+        have = schema.field(field.name).type
+        if field.name == "event_time":
+            if not (pa.types.is_timestamp(have) and have.unit == "us" and have.tz):
+                return False
+        elif have != field.type:
+            return False
+    return True
+
+
+def _trimmed(column: pa.Array) -> pa.Array:
+    """Whitespace trimmed; an empty string becomes null."""
+    trimmed = pc.utf8_trim_whitespace(column)
+    empty = pc.equal(trimmed, "")
+    if not pc.any(empty).as_py():
+        return trimmed
+    return pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)

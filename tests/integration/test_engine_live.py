@@ -108,3 +108,13 @@ def test_old_traffic_sent_live_keeps_its_own_timeline(live) -> None:
 
     wait_until(lambda: carts() != [], 10)
     assert carts() == [("old", 2)]
+
+
+def test_the_store_checkpoints_at_the_configured_wal_size(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    store = ServingStore(settings.warehouse_path, checkpoint_mb=settings.engine.checkpoint_mb)
+    try:
+        row = store.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        assert row == ("256.0 MiB",)
+    finally:
+        store.close()

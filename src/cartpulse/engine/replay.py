@@ -89,7 +89,7 @@ def replay_files(
     except LogLockedError as exc:
         raise ReplayError(f"{exc} (is `cartpulse serve` running on this home?)") from None
     try:
-        store = ServingStore(settings.warehouse_path)
+        store = ServingStore(settings.warehouse_path, checkpoint_mb=settings.engine.checkpoint_mb)
     except duckdb.IOException as exc:
         event_log.close()
         raise ReplayError(f"cannot open {settings.warehouse_path}: {exc}") from None

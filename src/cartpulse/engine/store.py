@@ -121,10 +121,12 @@ class BatchOutputs:
 class ServingStore:
     """warehouse.duckdb, opened by the one process that runs the engine."""
 
-    def __init__(self, path: Path, name: str = "main") -> None:
+    def __init__(self, path: Path, name: str = "main", checkpoint_mb: int | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.name = path, name
         self.con = duck.connect(path)
+        if checkpoint_mb is not None:
+            self.con.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MiB'")
         self.con.execute(_DDL)
         outbox.ensure_schema(self.con)
         ensure_alert_outbox(self.con)

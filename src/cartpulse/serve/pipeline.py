@@ -58,7 +58,9 @@ class Pipeline:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.log: EventLog = open_event_log(settings, writable=True)
         try:
-            self.store = ServingStore(settings.warehouse_path)
+            self.store = ServingStore(
+                settings.warehouse_path, checkpoint_mb=settings.engine.checkpoint_mb
+            )
         except BaseException:
             self.log.close()
             raise

@@ -34,7 +34,9 @@ class StoreSink:
     """Publishes the Spark runner's outputs into the serving store (DuckDB)."""
 
     def __init__(self, settings: Settings, path: Path | None = None) -> None:
-        self.store = ServingStore(path or settings.warehouse_path)
+        self.store = ServingStore(
+            path or settings.warehouse_path, checkpoint_mb=settings.engine.checkpoint_mb
+        )
         self.store.con.execute(_DDL)
         self.retargeter = Retargeter(settings, self.store.con)
         # foreachBatch callbacks of concurrent queries arrive on different driver threads.

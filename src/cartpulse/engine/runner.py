@@ -25,6 +25,7 @@ from cartpulse.engine.store import BatchOutputs, Checkpoint, EngineState, Servin
 from cartpulse.log.base import EventLog
 from cartpulse.operators.bots import BotOperator
 from cartpulse.operators.dq import DQ_SCHEMA, event_dq_counts
+from cartpulse.operators.order import encode_shared
 from cartpulse.operators.sales import SalesOperator
 from cartpulse.operators.sessions import SessionOperator
 from cartpulse.retarget.decide import Retargeter
@@ -272,6 +273,8 @@ class StreamEngine:
     ) -> tuple[BatchOutputs, int]:
         watermark = self.watermark_us()
         expire = watermark if now_us is None else max(watermark or now_us, now_us)
+        # the session and bot operators both group by these: encode them once
+        events = encode_shared(events, ("user_session", "event_type"))
         bots = None
         if self.bots is not None:
             bots = self._spawn(self.bots.advance, self.state.bots, events, expire)

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cartpulse.operators.order import dense_codes, order_rows
+from cartpulse.operators.order import dense_codes, joint_codes, order_rows
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ def user_steps(events: pa.Table, state: pa.Table) -> Steps:
     offsets = np.asarray(events.column("_offset").to_numpy(), np.int64)
     order = order_rows(dense_codes(users), times, offsets)
     n, n_state = len(order), state.num_rows
-    kinds, kind = _codes(state.column("last_type"), events.column("event_type"))
-    sessions, session = _codes(state.column("last_session"), events.column("user_session"))
+    kinds, kind = joint_codes(state.column("last_type"), events.column("event_type"))
+    sessions, session = joint_codes(state.column("last_session"), events.column("user_session"))
     user, t = users[order], times[order]
     product = np.asarray(events.column("product_id").to_numpy(), np.int64)[order]
     kind_rows, session_rows = kind[n_state:][order], session[n_state:][order]
@@ -110,15 +110,6 @@ def user_steps(events: pa.Table, state: pa.Table) -> Steps:
         state_kinds=kind[:n_state],
         state_sessions=session[:n_state],
     )
-
-
-def _codes(state: pa.ChunkedArray, batch: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """One dictionary for the state's and the batch's strings; −1 codes a null."""
-    chunks = [c.cast(pa.string()) for part in (state, batch) for c in part.chunks]
-    joined = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
-    encoded = pc.dictionary_encode(joined)
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-    return encoded.dictionary, np.asarray(codes, np.int64)
 
 
 def _shifted(values: np.ndarray) -> np.ndarray:

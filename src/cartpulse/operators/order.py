@@ -29,3 +29,45 @@ def dense_codes(values: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     encoded = pc.dictionary_encode(pa.array(values, pa.int64()))
     return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+
+
+def joint_codes(state: pa.ChunkedArray, batch: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """One dictionary for the state's strings and the batch's: (names, the state's codes then
+    the batch's), −1 coding a null.
+
+    A batch column that is already dictionary-encoded (`encode_shared` does it once per
+    micro-batch for every operator) keeps its codes; only the state's strings are looked up.
+    """
+    column = batch.combine_chunks() if batch.num_chunks != 1 else batch.chunk(0)
+    if not pa.types.is_dictionary(column.type):
+        chunks = [c.cast(pa.string()) for part in (state, batch) for c in part.chunks]
+        joined = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+        encoded = pc.dictionary_encode(joined)
+        return encoded.dictionary, _filled(encoded.indices)
+    names = column.dictionary.cast(pa.string())
+    old = pa.concat_arrays(
+        [c.cast(pa.string()) for c in state.chunks] or [pa.array([], pa.string())]
+    )
+    found = pc.index_in(old, value_set=names)
+    new = pc.and_(pc.is_null(found), pc.is_valid(old))
+    if pc.any(new).as_py():
+        extra = pc.unique(old.filter(new))
+        found = pc.coalesce(found, pc.add(pc.index_in(old, value_set=extra), len(names)))
+        names = pa.concat_arrays([names, extra])
+    return names, np.concatenate([_filled(found), _filled(column.indices)])
+
+
+def encode_shared(events: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """The events with `columns` dictionary-encoded, so operators share one encoding."""
+    for name in columns:
+        index = events.schema.get_field_index(name)
+        encoded = pc.dictionary_encode(events.column(name).combine_chunks())
+        events = events.set_column(index, name, encoded)
+    return events
+
+
+def _filled(indices: pa.Array) -> np.ndarray:
+    """Dictionary indices as int64 numpy, −1 for null."""
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    return np.asarray(indices.to_numpy(zero_copy_only=False), np.int64)

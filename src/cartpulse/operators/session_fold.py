@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cartpulse.operators.order import order_rows
+from cartpulse.operators.order import joint_codes, order_rows
 
 _INT64_MIN = np.iinfo(np.int64).min
 _LABELS = pa.schema([("brand", pa.string()), ("category_code", pa.string())])
@@ -108,18 +108,17 @@ def encode(
     state_sessions: pa.Table, state_items: pa.Table, events: pa.Table, keep: np.ndarray | None
 ) -> Codes:
     """Give every session id of the state and the batch (its `keep` rows) one code."""
-    parts = [
-        state_sessions.column("user_session"),
-        state_items.column("user_session"),
-        events.column("user_session"),
-    ]
-    joined = pa.concat_arrays([c.cast(pa.string()) for p in parts for c in p.chunks])
-    encoded = pc.dictionary_encode(joined)
-    indices = encoded.indices if keep is None else pc.fill_null(encoded.indices, -1)
-    codes = indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    state = pa.chunked_array(
+        [
+            *state_sessions.column("user_session").chunks,
+            *state_items.column("user_session").chunks,
+        ],
+        pa.string(),
+    )
+    names, codes = joint_codes(state, events.column("user_session"))
     s, i = state_sessions.num_rows, state_items.num_rows
     batch = codes[s + i :] if keep is None else codes[s + i :][keep]
-    return Codes(encoded.dictionary, codes[:s], codes[s : s + i], batch)
+    return Codes(names, codes[:s], codes[s : s + i], batch)
 
 
 def fold_sessions(

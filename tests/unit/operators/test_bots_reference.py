@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from cartpulse.bench.replay import ensure_parquet
 from cartpulse.operators.bots import BotOperator, BotState
+from cartpulse.operators.order import encode_shared
 from cartpulse.settings import BotSettings
 from tests.bots_reference import ReferenceBotOperator
 
@@ -89,7 +90,7 @@ def _same_state(got: BotState, want: BotState) -> None:
     assert got.hour_totals.to_pylist() == want.hour_totals.sort_by("hour_us").to_pylist()
 
 
-def _compare(events: pa.Table, batch_rows: int, rules: BotSettings) -> int:
+def _compare(events: pa.Table, batch_rows: int, rules: BotSettings, encoded: bool = False) -> int:
     """Feed both operators the same batches; returns how many alerts they raised."""
     ours, reference = BotOperator(rules), ReferenceBotOperator(rules)
     mine, theirs = BotState.empty(), BotState.empty()
@@ -98,7 +99,8 @@ def _compare(events: pa.Table, batch_rows: int, rules: BotSettings) -> int:
         batch = events.slice(start, batch_rows)
         times = batch.column("event_time").cast(pa.int64()).to_numpy()
         now = int(times.max()) if len(times) else None
-        mine, got = ours.advance(mine, batch, now)
+        shared = encode_shared(batch, ("user_session", "event_type")) if encoded else batch
+        mine, got = ours.advance(mine, shared, now)
         theirs, want = reference.advance(theirs, batch, now)
         assert _alerts(got) == _alerts(want)
         _same_state(mine, theirs)
@@ -107,9 +109,17 @@ def _compare(events: pa.Table, batch_rows: int, rules: BotSettings) -> int:
 
 
 @settings(max_examples=30, deadline=None)
-@given(rows=st.integers(0, 300), seed=st.integers(0, 2**32 - 1), batch=st.integers(5, 150))
-def test_random_streams_match_the_reference(rows: int, seed: int, batch: int) -> None:
-    _compare(_events(rows, seed), batch, LOW)
+@given(
+    rows=st.integers(0, 300),
+    seed=st.integers(0, 2**32 - 1),
+    batch=st.integers(5, 150),
+    encoded=st.booleans(),
+)
+def test_random_streams_match_the_reference(
+    rows: int, seed: int, batch: int, encoded: bool
+) -> None:
+    """Plain string columns, or the engine's dictionary-encoded ones."""
+    _compare(_events(rows, seed), batch, LOW, encoded)
 
 
 def test_the_low_rules_do_fire() -> None:
@@ -120,4 +130,4 @@ def test_the_low_rules_do_fire() -> None:
 def test_generated_traffic_with_bots_matches_the_reference(tmp_path: Path, batch_rows: int) -> None:
     table = pq.read_table(ensure_parquet(tmp_path, 200_000, seed=11))
     table = table.append_column("_offset", pa.array(np.arange(table.num_rows), pa.int64()))
-    assert _compare(table, batch_rows, BotSettings()) > 0
+    assert _compare(table, batch_rows, BotSettings(), encoded=batch_rows == 30_000) > 0

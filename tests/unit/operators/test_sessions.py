@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from cartpulse.ingest import ingest_files
+from cartpulse.operators.order import encode_shared
 from cartpulse.operators.sessions import SessionOperator, SessionState
 from cartpulse.query import connect
 from cartpulse.settings import load_settings
@@ -40,13 +41,20 @@ def events(rows: list[tuple[int, str, int, float, int, str | None]]) -> pa.Table
     )
 
 
-def run(table: pa.Table, batch_rows: int, lateness_s: int = 60) -> list[dict[str, Any]]:
-    """Feed the table in batches with a watermark, flush at the end, return sorted carts."""
+def run(
+    table: pa.Table, batch_rows: int, lateness_s: int = 60, encoded: bool = False
+) -> list[dict[str, Any]]:
+    """Feed the table in batches with a watermark, flush at the end, return sorted carts.
+
+    `encoded`: session ids and event types dictionary-encoded, as the engine passes them.
+    """
     op = SessionOperator(1800)
     state, out = SessionState.empty(), []
     top = None
     for start in range(0, table.num_rows, batch_rows):
         batch = table.slice(start, batch_rows)
+        if encoded:
+            batch = encode_shared(batch, ("user_session", "event_type"))
         times = batch.column("event_time").cast(pa.int64()).to_pylist()
         top = max([*times, top or -(2**62)])
         state, carts = op.advance(state, batch, top - lateness_s * 1_000_000)
@@ -142,3 +150,4 @@ def test_real_rows_match_the_oracle(real_dir: Path, tmp_path: Path, batch_rows: 
     want = oracle.abandoned_carts(table)
     assert len(want) > 50  # the real rows do hold abandoned carts
     assert_same(run(table, batch_rows), want)
+    assert_same(run(table, batch_rows, encoded=True), want)

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES
 
+#: The event schema with every field nullable (rejected rows are kept in `typed` until filtered).
 NULLABLE_EVENTS = pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA])
 _TEXT = ("event_type", "category_code", "brand", "user_session")
 _REQUIRED = ("event_time", "event_type", "product_id", "price", "user_id")

@@ -17,9 +17,6 @@ from cartpulse.quality.typed_input import NULLABLE_EVENTS, split_typed
 from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES, QUARANTINE_SCHEMA, Reason
 from cartpulse.sources.base import RawBatch
 
-#: The event schema with every field nullable (rejected rows are kept in `typed` until filtered).
-_NULLABLE_EVENTS = NULLABLE_EVENTS
-
 # Why DuckDB: TRY_CAST gives vectorised "parse or null" for every type, including time zone
 # names and offsets, which pyarrow's cast (all-or-error) cannot do row by row.
 
@@ -121,7 +118,7 @@ class Validator:
             self._con.unregister("raw_batch")
         reason = checked.column("_reason")
         passed = reason.is_null().to_numpy(zero_copy_only=False)
-        typed = checked.select(EVENT_SCHEMA.names).cast(_NULLABLE_EVENTS)
+        typed = checked.select(EVENT_SCHEMA.names).cast(NULLABLE_EVENTS)
         keys = np.asarray(checked.column("_key").to_numpy(), np.uint64)[passed]
         rejected = checked.filter(reason.is_valid())
         quarantine = self._quarantine_rows(batch, rejected, ingested_at)

@@ -390,6 +390,7 @@ def query(
 from cartpulse import (  # noqa: E402  (they need `app` defined above)
     cli_bench,
     cli_email,
+    cli_help,
     cli_models,
     cli_serve,
     cli_serving,
@@ -402,6 +403,7 @@ cli_serve.register(app)
 cli_models.register(app)
 cli_serving.register(app)
 cli_spark.register(app)
+cli_help.reflow_help(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -21,8 +21,3 @@ class DuckOperator:
     def close(self) -> None:
         """Release the DuckDB connection."""
         self._con.close()
-
-    def drop_temp(self, *names: str) -> None:
-        """Drop a batch's temporary tables so their memory is not held until the next batch."""
-        for name in names:
-            self._con.execute(f"DROP TABLE IF EXISTS {name}")

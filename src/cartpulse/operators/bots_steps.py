@@ -37,10 +37,6 @@ class Steps:
     new_session: np.ndarray
     kinds: pa.Array
     sessions: pa.Array
-    state_kinds: np.ndarray
-    """code of each state row's last_type"""
-    state_sessions: np.ndarray
-    """code of each state row's last_session, −1 for none"""
 
     def kind_is(self, name: str) -> np.ndarray:
         """Rows whose event_type is `name`."""
@@ -107,8 +103,6 @@ def user_steps(events: pa.Table, state: pa.Table) -> Steps:
         new_session=new_session,
         kinds=kinds,
         sessions=sessions,
-        state_kinds=kind[:n_state],
-        state_sessions=session[:n_state],
     )
 
 

@@ -9,6 +9,7 @@ session id strings, then copying them out); one dictionary encoding of the ids, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 from cartpulse.operators.order import joint_codes, order_rows
 
 _INT64_MIN = np.iinfo(np.int64).min
-_LABELS = pa.schema([("brand", pa.string()), ("category_code", pa.string())])
+LABELS = pa.schema([("brand", pa.string()), ("category_code", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ class Codes:
     def count(self) -> int:
         """How many distinct session ids."""
         return len(self.names)
+
+    @cached_property
+    def state_index(self) -> np.ndarray:
+        """Per code: the row of its open session in the state, −1 for none."""
+        index = np.full(self.count, -1, np.int64)
+        index[self.sessions] = np.arange(len(self.sessions))
+        return index
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class Events:
             prices=pick(events.column("price").to_numpy().astype(np.float64, copy=False)),
             net=pick(net[index]) if len(names) else np.zeros(0, np.int8),
             purchase=pick(bought[index]) if len(names) else np.zeros(0, bool),
-            labels=events.select(["brand", "category_code"]).cast(_LABELS),
+            labels=events.select(["brand", "category_code"]).cast(LABELS),
             rows=rows,
         )
 
@@ -128,11 +136,10 @@ def fold_sessions(
     order = order_rows(codes.events, ev.times, ev.offsets)
     code, t = codes.events[order], ev.times[order]
     n, n_state = len(order), state.num_rows
+    held = _state_only(codes, state)
     if n == 0:
-        return _state_only(codes, state), Sorted(order, code, np.zeros(0, np.int64))
-    state_of = np.full(codes.count, -1, np.int64)
-    state_of[codes.sessions] = np.arange(n_state)
-    s_end = int64_values(state.column("session_end"))
+        return held, Sorted(order, code, np.zeros(0, np.int64))
+    state_of = codes.state_index
 
     first = np.ones(n, bool)
     first[1:] = code[1:] != code[:-1]
@@ -140,7 +147,7 @@ def fold_sessions(
     prev[1:] = t[:-1]
     st = state_of[code[first]]
     # A session id's first event in the batch follows its open session, if any.
-    prev[first] = np.where(st >= 0, s_end[np.maximum(st, 0)] if n_state else 0, t[first])
+    prev[first] = np.where(st >= 0, held.end[np.maximum(st, 0)] if n_state else 0, t[first])
     gap = t - prev > timeout_us
     starts = np.flatnonzero(first | gap)
 
@@ -160,10 +167,7 @@ def fold_sessions(
 
     merge = (seg == 0) & (state_of[g_code] >= 0)
     k = state_of[g_code[merge]]
-    start = int64_values(state.column("session_start"))
-    end = s_end.copy()
-    user = int64_values(state.column("user_id"))
-    purchase = state.column("has_purchase").to_numpy(zero_copy_only=False).astype(bool)
+    start, end, user, purchase = held.start, held.end, held.user, held.purchase
     start[k] = np.minimum(start[k], g_t0[merge])
     newer = (g_t1[merge] > end[k]) | ((g_t1[merge] == end[k]) & (g_user[merge] > user[k]))
     user[k] = np.where(newer, g_user[merge], user[k])
@@ -188,6 +192,7 @@ def fold_sessions(
 
 
 def _state_only(codes: Codes, state: pa.Table) -> Sessions:
+    """The state's open sessions as they are (arrays the caller may update)."""
     return Sessions(
         code=codes.sessions,
         start=int64_values(state.column("session_start")),

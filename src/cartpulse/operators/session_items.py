@@ -13,7 +13,14 @@ import numpy as np
 import pyarrow as pa
 
 from cartpulse.operators.order import dense_codes
-from cartpulse.operators.session_fold import Codes, Events, Sessions, Sorted, int64_values
+from cartpulse.operators.session_fold import (
+    LABELS,
+    Codes,
+    Events,
+    Sessions,
+    Sorted,
+    int64_values,
+)
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,7 @@ class Items:
     def empty(cls) -> Items:
         """No item."""
         none = np.zeros(0, np.int64)
-        labels = pa.table(
-            {"brand": pa.array([], pa.string()), "category_code": pa.array([], pa.string())}
-        )
-        return cls(none, none, none, none, none, np.zeros(0, np.float64), labels)
+        return cls(none, none, none, none, none, np.zeros(0, np.float64), LABELS.empty_table())
 
     def take(self, rows: np.ndarray) -> Items:
         """The items at `rows` (indices or a mask)."""
@@ -57,8 +61,6 @@ def fold_items(
 ) -> Items:
     """Merge the batch's events of carted products into the state's items (state rows first)."""
     n_state = state.num_rows
-    state_of = np.full(codes.count, -1, np.int64)
-    state_of[codes.sessions] = np.arange(len(codes.sessions))
     # Only ids with a cart, remove or purchase (here or in the state) can have items.
     net_sorted = ev.net[batch.order]
     carted_id = np.zeros(codes.count, bool)
@@ -68,7 +70,7 @@ def fold_items(
     rows = batch.order[positions]
 
     products = np.concatenate([int64_values(state.column("product_id")), ev.products[rows]])
-    session = np.concatenate([state_of[codes.items], batch.session[positions]])
+    session = np.concatenate([codes.state_index[codes.items], batch.session[positions]])
     group = dense_codes(_pair_keys(session, products))
     groups = int(group.max()) + 1 if len(group) else 0
     net = np.concatenate(

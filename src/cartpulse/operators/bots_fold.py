@@ -8,6 +8,7 @@ runs replace DuckDB's joins and group-bys over the batch and the whole state (5Ã
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -30,31 +31,50 @@ class Runs:
     starts: np.ndarray
     user: np.ndarray
     """index of the run's user among the batch's users"""
+    rows: int
+    """rows of the steps the runs cut"""
 
     @classmethod
-    def of(cls, first: np.ndarray, key: np.ndarray) -> Runs:
-        """Runs of `key` within each user (a new user always starts a new run)."""
+    def of(cls, first: np.ndarray, key: np.ndarray | None = None) -> Runs:
+        """Runs of `key` within each user (a new user always starts a new run); without a
+        key, one run per user."""
         cut = first.copy()
-        cut[1:] |= key[1:] != key[:-1]
+        if key is not None:
+            cut[1:] |= key[1:] != key[:-1]
         starts = np.flatnonzero(cut)
-        return cls(starts, (np.cumsum(first) - 1)[starts])
+        return cls(starts, (np.cumsum(first) - 1)[starts], len(first))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Rows per run."""
+        return np.diff(np.append(self.starts, self.rows))
+
+    @cached_property
+    def user_first(self) -> np.ndarray:
+        """Per user, the index of its first run."""
+        return np.flatnonzero(np.diff(np.append(-1, self.user)) != 0)
+
+    @property
+    def user_last(self) -> np.ndarray:
+        """Per user, the index of its last run."""
+        return np.append(self.user_first[1:], len(self.starts)) - 1
 
     def sum(self, values: np.ndarray) -> np.ndarray:
         """Per run, the sum of `values`."""
         return np.add.reduceat(values, self.starts) if len(self.starts) else values[:0]
 
-    def last_of_user(self, first_run: np.ndarray) -> np.ndarray:
-        """Per user, the index of its last run."""
-        return np.append(first_run[1:], len(self.starts)) - 1
+    def per_user(self, reduce: np.ufunc, values: np.ndarray) -> np.ndarray:
+        """Per user, `reduce` over the values of its runs (e.g. np.maximum: the peak)."""
+        first = self.user_first
+        return reduce.reduceat(values, first) if len(first) else values[:0]
 
 
 def batch_users(
     steps: Steps, state: dict[str, np.ndarray], rules: BotSettings
 ) -> dict[str, np.ndarray]:
     """Per user of the batch: its counts, gaps, last event, and minute and hour buckets."""
-    first = steps.first
-    users = Runs(np.flatnonzero(first), np.arange(int(first.sum())))
-    last = np.append(users.starts[1:], len(first)) - 1
+    users = Runs.of(steps.first)
+    last = users.starts + users.lengths - 1
     cart, purchase = steps.kind_is("cart"), steps.kind_is("purchase")
     gap = steps.gap_us
     counted_gap = steps.has_gap & (gap >= 0) & (gap <= rules.max_gap_s * 10**6)
@@ -64,7 +84,7 @@ def batch_users(
         "state_row": steps.state_row[users.starts],
         "first_new_us": steps.t_us[users.starts],
         "last_us": steps.t_us[last],
-        "events": np.diff(np.append(users.starts, len(first))),
+        "events": users.lengths,
         "views": users.sum(steps.kind_is("view").astype(np.int64)),
         "carts": users.sum(cart.astype(np.int64)),
         "fast_carts": users.sum(
@@ -94,14 +114,11 @@ def _minutes(
     events = runs.sum(counted.astype(np.int64)) + _carried(
         runs, steps, minute, state["minute_us"], state["minute_events"]
     )
-    first_run = np.flatnonzero(np.diff(np.append(-1, runs.user)) != 0)
-    latest = runs.last_of_user(first_run)
+    latest = runs.user_last
     return {
         "minute_us": minute[runs.starts][latest],
         "minute_events": events[latest],
-        "peak_minute_events": np.maximum.reduceat(events, first_run)
-        if len(first_run)
-        else events[:0],
+        "peak_minute_events": runs.per_user(np.maximum, events),
     }
 
 
@@ -129,7 +146,7 @@ def hour_buckets(
     hour = steps.t_us // _HOUR_US * _HOUR_US
     runs = Runs.of(steps.first, hour)
     run_hour = hour[runs.starts]
-    length = np.diff(np.append(runs.starts, len(hour)))
+    length = runs.lengths
     events = length + _carried(runs, steps, hour, state["hour_us"], state["hour_events"])
     sessions = runs.sum(steps.new_session.astype(np.int64)) + _carried(
         runs, steps, hour, state["hour_us"], state["hour_sessions"]
@@ -138,9 +155,8 @@ def hour_buckets(
     median, mad = _hour_spread(run_hour, events, runs, steps, state)
     z = (events - median) / (1.4826 * mad + 1)
     share = events / totals[1][np.searchsorted(totals[0], run_hour)]
-    first_run = np.flatnonzero(np.diff(np.append(-1, runs.user)) != 0)
-    latest = runs.last_of_user(first_run)
-    peak = np.maximum.reduceat(events, first_run) if len(first_run) else events[:0]
+    latest = runs.user_last
+    peak = runs.per_user(np.maximum, events)
     # the busiest hour's score; at equal events the earliest such hour
     busiest = np.flatnonzero(events == peak[runs.user])
     _, at = np.unique(runs.user[busiest], return_index=True)
@@ -151,12 +167,10 @@ def hour_buckets(
         "hour_us": run_hour[latest],
         "hour_events": events[latest],
         "hour_sessions": sessions[latest],
-        "peak_hour_sessions": np.maximum.reduceat(sessions, first_run)
-        if len(first_run)
-        else sessions[:0],
+        "peak_hour_sessions": runs.per_user(np.maximum, sessions),
         "robust_z": z[busiest],
         "traffic_share": share[busiest],
-        "floods": np.logical_or.reduceat(floods, first_run) if len(first_run) else floods[:0],
+        "floods": runs.per_user(np.logical_or, floods),
     }
     return per_user, totals
 

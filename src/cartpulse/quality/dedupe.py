@@ -33,15 +33,19 @@ class DedupeState:
         return len(self.keys)
 
 
-def row_keys(table: pa.Table) -> np.ndarray:
-    """The dedupe key of each clean event (the same hash the validator computes)."""
-    con = duckdb.connect()
+def row_keys(table: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> np.ndarray:
+    """The dedupe key of each event row (the same hash the validator computes), on `con` or
+    on a connection of its own."""
+    own = con is None
+    con = duckdb.connect() if con is None else con
+    con.register("row_keys_input", table)
     try:
-        con.register("t", table)
-        keys = con.sql(f"SELECT {ROW_KEY_SQL} AS k FROM t").to_arrow_table().column(0)
-        return np.asarray(keys.to_numpy(), np.uint64)
+        keys = con.sql(f"SELECT {ROW_KEY_SQL} AS k FROM row_keys_input").to_arrow_table()
+        return np.asarray(keys.column(0).to_numpy(), np.uint64)
     finally:
-        con.close()
+        con.unregister("row_keys_input")
+        if own:
+            con.close()
 
 
 def event_times_us(table: pa.Table) -> np.ndarray:

@@ -23,9 +23,15 @@ NULLABLE_EVENTS = pa.schema([f.with_nullable(True) for f in EVENT_SCHEMA])
 _TEXT = ("event_type", "category_code", "brand", "user_session")
 _REQUIRED = ("event_time", "event_type", "product_id", "price", "user_id")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _epoch_us(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
+
+
 #: Event times outside [1900, 2200) are malformed (the SQL rules' range, in µs).
-_MIN_US = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
-_MAX_US = (dt.datetime(2200, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+_MIN_US = _epoch_us(dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
+_MAX_US = _epoch_us(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 _KINDS = pa.array(EVENT_TYPES, pa.string())
 
 
@@ -39,8 +45,11 @@ class TypedSplit:
     """mask over the batch's rows: the rows left to the SQL"""
 
 
-def split_typed(data: pa.RecordBatch, horizon_us: int | None) -> TypedSplit | None:
-    """Split a batch of typed input; None when a column is not of the event schema's type."""
+def split_typed(data: pa.RecordBatch, horizon: dt.datetime | None) -> TypedSplit | None:
+    """Split a batch of typed input; None when a column is not of the event schema's type.
+
+    `horizon`: times after it are ahead of the clock (live mode), none without a clock.
+    """
     if "_raw" in data.schema.names or not _typed(data.schema):
         return None
     text = {name: _trimmed(data.column(name)) for name in _TEXT}
@@ -58,8 +67,8 @@ def split_typed(data: pa.RecordBatch, horizon_us: int | None) -> TypedSplit | No
         # case rules beyond ASCII are the SQL's lower()
         pc.invert(pc.string_is_ascii(text["brand"])),
     ]
-    if horizon_us is not None:
-        checks.append(pc.greater(times, horizon_us))
+    if horizon is not None:
+        checks.append(pc.greater(times, _epoch_us(horizon)))
     suspect = np.zeros(data.num_rows, bool)
     for check in checks:
         suspect |= np.asarray(pc.fill_null(check, False).to_numpy(zero_copy_only=False), bool)

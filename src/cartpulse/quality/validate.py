@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cartpulse import duck
-from cartpulse.quality.dedupe import ROW_KEY_SQL
+from cartpulse.quality.dedupe import ROW_KEY_SQL, row_keys
 from cartpulse.quality.typed_input import NULLABLE_EVENTS, split_typed
 from cartpulse.schema import EVENT_SCHEMA, EVENT_TYPES, QUARANTINE_SCHEMA, Reason
 from cartpulse.sources.base import RawBatch
@@ -89,7 +89,7 @@ class Validator:
     ) -> Validated:
         """Split a raw batch into clean events and quarantine rows; `now` enables live checks."""
         horizon = now + self._future_tolerance if now is not None else None
-        split = split_typed(batch.data, _us(horizon))
+        split = split_typed(batch.data, horizon)
         if split is None:
             return self.validate_sql(batch, ingested_at, horizon)
         if not split.suspect.any() and not batch.rejects.num_rows:
@@ -129,16 +129,11 @@ class Validator:
     ) -> Validated:
         """Typed rows (all of them, with `passed` marking the clean ones) and the row keys of
         the clean ones."""
-        self._con.register("typed_batch", typed)
-        try:
-            keys = self._con.sql(f"SELECT {ROW_KEY_SQL} FROM typed_batch").to_arrow_table()
-        finally:
-            self._con.unregister("typed_batch")
         return Validated(
             typed=typed,
             passed=passed,
             quarantine=QUARANTINE_SCHEMA.empty_table() if quarantine is None else quarantine,
-            keys=np.asarray(keys.column(0).to_numpy(), np.uint64)[passed],
+            keys=row_keys(typed, self._con)[passed],
         )
 
     def _quarantine_rows(
@@ -169,13 +164,6 @@ class Validator:
             "ingested_at", pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC"))
         )
         return table.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
-
-
-def _us(moment: dt.datetime | None) -> int | None:
-    """µs since the epoch."""
-    if moment is None:
-        return None
-    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def _is_text(typ: pa.DataType) -> bool:

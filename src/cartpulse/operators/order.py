@@ -48,13 +48,36 @@ def joint_codes(state: pa.ChunkedArray, batch: pa.ChunkedArray) -> tuple[pa.Arra
     old = pa.concat_arrays(
         [c.cast(pa.string()) for c in state.chunks] or [pa.array([], pa.string())]
     )
-    found = pc.index_in(old, value_set=names)
-    new = pc.and_(pc.is_null(found), pc.is_valid(old))
-    if pc.any(new).as_py():
-        extra = pc.unique(old.filter(new))
-        found = pc.coalesce(found, pc.add(pc.index_in(old, value_set=extra), len(names)))
-        names = pa.concat_arrays([names, extra])
-    return names, np.concatenate([_filled(found), _filled(column.indices)])
+    names, old_codes = _state_codes(names, old)
+    return names, np.concatenate([old_codes, _filled(column.indices)])
+
+
+def _state_codes(names: pa.Array, old: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Codes of `old` strings in `names`, extended by those missing; −1 coding a null."""
+    if len(old) >= len(names):
+        found = pc.index_in(old, value_set=names)
+        new = pc.and_(pc.is_null(found), pc.is_valid(old))
+        if pc.any(new).as_py():
+            extra = pc.unique(old.filter(new))
+            found = pc.coalesce(found, pc.add(pc.index_in(old, value_set=extra), len(names)))
+            names = pa.concat_arrays([names, extra])
+        return names, _filled(found)
+    # A small state (open sessions) against a batch's many names: hashing the state's
+    # distinct strings and probing the names is several times cheaper than hashing the names.
+    encoded = pc.dictionary_encode(old)
+    distinct = encoded.dictionary
+    if len(distinct) == 0:
+        return names, np.full(len(old), -1, np.int64)
+    at = _filled(pc.index_in(names, value_set=distinct))
+    hit = at >= 0
+    where = np.full(len(distinct), -1, np.int64)
+    where[at[hit]] = np.flatnonzero(hit)
+    missing = np.flatnonzero(where < 0)
+    if len(missing):
+        where[missing] = len(names) + np.arange(len(missing))
+        names = pa.concat_arrays([names, distinct.take(pa.array(missing))])
+    local = _filled(encoded.indices)
+    return names, np.where(local >= 0, where[local], -1)
 
 
 def encode_shared(events: pa.Table, columns: tuple[str, ...]) -> pa.Table:

@@ -1,0 +1,55 @@
+"""Shared codes of the numpy operators: one dictionary for state strings and batch strings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cartpulse.operators.order import joint_codes
+
+_WORDS = st.sampled_from(["a", "b", "c", "dd", "é", "session-1", "session-2", ""])
+
+
+def _decoded(names: pa.Array, codes: np.ndarray) -> list[str | None]:
+    return [None if c < 0 else names[int(c)].as_py() for c in codes]
+
+
+def _check(state: list[str | None], batch: list[str | None]) -> None:
+    state_col = pa.chunked_array([pa.array(state, pa.string())])
+    plain = pa.chunked_array([pa.array(batch, pa.string())])
+    encoded = pa.chunked_array([pc.dictionary_encode(plain.chunk(0))])
+    for column in (plain, encoded):
+        names, codes = joint_codes(state_col, column)
+        assert len(codes) == len(state) + len(batch)
+        # every code decodes to its string, and equal strings share one code
+        assert _decoded(names, codes) == state + batch
+        assert len(set(names.to_pylist())) == len(names)
+        assert names.null_count == 0
+    # an encoded batch keeps its own codes
+    names, codes = joint_codes(state_col, encoded)
+    indices = encoded.chunk(0).indices.to_numpy(zero_copy_only=False)
+    assert list(codes[len(state) :]) == [
+        -1 if v is None else int(i) for v, i in zip(batch, indices, strict=True)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    state=st.lists(st.one_of(st.none(), _WORDS), max_size=12),
+    batch=st.lists(st.one_of(st.none(), _WORDS), max_size=30),
+)
+def test_joint_codes_decode_to_the_strings_with_one_code_each(
+    state: list[str | None], batch: list[str | None]
+) -> None:
+    """Small and large states (both lookup directions), nulls, strings only in the state."""
+    _check(state, batch)
+
+
+def test_a_small_state_against_many_batch_names() -> None:
+    """Open sessions (a few, some new to the batch) against a batch of many distinct ids."""
+    batch: list[str | None] = [f"s{i % 5000}" for i in range(20_000)]
+    state = ["s17", "gone-1", None, "s4999", "gone-1", "gone-2"]
+    _check(state, batch)

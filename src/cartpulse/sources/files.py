@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -63,7 +64,7 @@ def read_parquet(path: Path, batch_rows: int) -> Iterator[RawBatch]:
     ]
     first = 1
     for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
-        lines = pa.array(range(first, first + batch.num_rows), pa.int64())
+        lines = pa.array(np.arange(first, first + batch.num_rows, dtype=np.int64))
         first += batch.num_rows
         names = [header.canonical[header.file_columns.index(n)] for n in batch.schema.names]
         data = pa.RecordBatch.from_arrays([*batch.columns, lines], [*names, "_line"])
@@ -100,7 +101,7 @@ def ndjson_batch(lines: list[bytes], source: str, first_line: int = 1) -> RawBat
     table = pa.table(
         {
             "_raw": pa.array(raw, pa.string()),
-            "_line": pa.array(range(first_line, first_line + len(lines)), pa.int64()),
+            "_line": pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64)),
             "_utf8": pa.array(utf8_ok, pa.bool_()),
         }
     )

@@ -20,6 +20,7 @@ import uuid
 from functools import partial
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -123,7 +124,7 @@ class SparkStreamJob:
         n = self.cfg.session_buckets
         rows = {name: pa.nulls(n, CONTROL_SCHEMA.field(name).type) for name in CONTROL_SCHEMA.names}
         rows["_flush"] = pa.array([True] * n)
-        rows["_bucket"] = pa.array(range(n), pa.int64())
+        rows["_bucket"] = pa.array(np.arange(n, dtype=np.int64))
         tmp = self.control_dir / f".flush-{uuid.uuid4().hex}.parquet"
         pq.write_table(pa.table(rows, schema=CONTROL_SCHEMA), tmp)
         tmp.rename(self.control_dir / tmp.name.removeprefix("."))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -90,7 +91,9 @@ class SparkBots:
     def advance(self, events: pa.Table, batch_id: int) -> None:
         """Run the detector over one batch of events (any order) and publish its outcome."""
         events = events.sort_by([(c, "ascending") for c in BOT_COLUMNS])
-        events = events.append_column("_offset", pa.array(range(events.num_rows), pa.int64()))
+        events = events.append_column(
+            "_offset", pa.array(np.arange(events.num_rows, dtype=np.int64))
+        )
         now_us = None
         if events.num_rows:
             latest = pc.max(events.column("event_time")).cast(pa.int64()).as_py()

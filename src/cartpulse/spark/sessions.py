@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -119,7 +120,9 @@ def _events(frames: Iterator[Any]) -> tuple[pa.Table, bool]:
     events = pa.concat_tables(parts) if parts else SESSION_INPUT_SCHEMA.empty_table()
     # Ties at the same microsecond are broken by value, the same on every run and engine.
     events = events.sort_by([(c, "ascending") for c in SESSION_INPUT_COLUMNS])
-    return events.append_column("_offset", pa.array(range(events.num_rows), pa.int64())), flush
+    return events.append_column(
+        "_offset", pa.array(np.arange(events.num_rows, dtype=np.int64))
+    ), flush
 
 
 def advance_bucket(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute
+import pyarrow.compute as pc
 
 from cartpulse.operators.base import DuckOperator
 
@@ -38,7 +38,18 @@ class SalesUpdate:
     @property
     def late_purchases(self) -> int:
         """Purchases that arrived after their window closed."""
-        return int(pa.compute.sum(self.late_purchases_by_minute.column("rows")).as_py() or 0)
+        return int(pc.sum(self.late_purchases_by_minute.column("rows")).as_py() or 0)
+
+
+def purchases(events: pa.Table) -> pa.Table:
+    """Time, product and price of the batch's purchases (all that live sales read)."""
+    kinds = events.column("event_type").combine_chunks()
+    if pa.types.is_dictionary(kinds.type):
+        # encoded once per batch for the operators: compare the few names, not every row
+        bought = pc.take(pc.equal(kinds.dictionary.cast(pa.string()), "purchase"), kinds.indices)
+    else:
+        bought = pc.equal(kinds, "purchase")
+    return events.select(["event_time", "product_id", "price"]).filter(bought)
 
 
 class SalesOperator(DuckOperator):
@@ -55,7 +66,7 @@ class SalesOperator(DuckOperator):
         bound = -(2**62) if closed_before_us is None else closed_before_us
         con = self._con
         con.register("w", windows)
-        con.register("ev", events)
+        con.register("ev", purchases(events))
         try:
             con.execute(
                 f"""
@@ -64,7 +75,7 @@ class SalesOperator(DuckOperator):
                        product_id, price,
                        epoch_us(time_bucket(INTERVAL 1 MINUTE, event_time)) + {WINDOW_US} <= {bound}
                          AS late
-                FROM ev WHERE event_type = 'purchase'
+                FROM ev
                 """
             )
             late = con.sql(

@@ -119,8 +119,8 @@ def test_updates_and_deletes_follow_and_a_restart_rereads_what_was_published(
     try:
         ServingPublisher(dsn).publish(con)
         con.execute(
-            "UPDATE retarget_messages SET status = 'sent', sent_at = TIMESTAMPTZ '2026-01-02 03:04:05+00' "
-            "WHERE message_id IN (SELECT message_id FROM retarget_messages LIMIT 3)"
+            "UPDATE retarget_outbox SET status = 'sent', sent_at = TIMESTAMPTZ '2026-01-02 03:04:05+00' "
+            "WHERE message_id IN (SELECT message_id FROM retarget_outbox LIMIT 3)"
         )
         con.execute("DELETE FROM dq_counts WHERE rowid IN (SELECT rowid FROM dq_counts LIMIT 2)")
         con.execute("UPDATE product_sales_minute SET revenue = revenue + 1 WHERE rowid < 5")

@@ -229,7 +229,7 @@ def suppress_purchased(con: duckdb.DuckDBPyConnection, events_dir: Path) -> int:
     events_glob = str(events_dir / "*" / "*.parquet")
     rows = con.sql(
         f"""
-        SELECT m.message_id FROM retarget_messages m
+        SELECT m.message_id FROM retarget_outbox m
         WHERE m.status = 'queued' AND EXISTS (
           SELECT 1 FROM read_parquet('{events_glob}', hive_partitioning = true) e
           WHERE e.user_id = m.user_id AND e.event_type = 'purchase'

@@ -60,7 +60,7 @@ def create_performance_view(con: duckdb.DuckDBPyConnection, temp: bool = False) 
     `temp` makes it a temporary view (a live cursor of the warehouse, inside `serve`).
     """
     has_outbox = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'retarget_messages'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'retarget_messages'"
     ).fetchall()[0][0]
     if has_outbox:
         con.execute(_VIEW.replace("{kind}", "TEMP VIEW" if temp else "VIEW"))

@@ -92,6 +92,71 @@ def test_enqueue_records_suppressed_decisions_without_bytes(con):
     assert outbox.due(con, T0, 10) == []
 
 
+def keyed_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND starts_with(table_name, 'retarget_') ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_emails_are_keyed_and_suppressed_decisions_appended(con):
+    """Queued rows in the keyed outbox, final suppressions in the unkeyed table, one view."""
+    emails = decisions(["<a@x>", "<b@x>"])
+    final = decisions(
+        ["<u@x>", "<v@x>"],
+        status=["suppressed"] * 2,
+        reason=["unknown_email"] * 2,
+        email=[None] * 2,
+        message=[None] * 2,
+    )
+    both = pa.concat_tables([emails, final], promote_options="permissive")
+    assert outbox.enqueue(con, both) == 4
+    assert keyed_tables(con) == ["retarget_outbox"]
+
+    def ids(table: str) -> list[str]:
+        return [r[0] for r in con.execute(f"SELECT message_id FROM {table} ORDER BY 1").fetchall()]
+
+    assert ids("retarget_outbox") == ["<a@x>", "<b@x>"]
+    assert ids("retarget_suppressed") == ["<u@x>", "<v@x>"]
+    assert ids("retarget_messages") == ["<a@x>", "<b@x>", "<u@x>", "<v@x>"]
+    assert outbox.counts(con) == {
+        "queued": 2, "sending": 0, "sent": 0, "failed": 0, "suppressed": 2,
+    }  # fmt: skip
+    # a final decision is not in the sender's state machine
+    with pytest.raises(OutboxStateError, match="<u@x> is suppressed"):
+        outbox.mark_sending(con, "<u@x>")
+    assert [r.message_id for r in outbox.due(con, T0, 10)] == ["<a@x>", "<b@x>"]
+
+
+def test_a_home_with_the_old_single_table_keeps_its_rows_and_state_machine() -> None:
+    """A warehouse made before the split: its table becomes the keyed outbox, rows intact."""
+    con = duckdb.connect()
+    old_columns = [f.name for f in outbox.ENQUEUE_SCHEMA]
+    con.execute(
+        "CREATE TABLE retarget_messages (message_id VARCHAR PRIMARY KEY, "
+        "user_session VARCHAR NOT NULL, session_start TIMESTAMPTZ NOT NULL, "
+        "user_id BIGINT NOT NULL, email VARCHAR, status VARCHAR NOT NULL, reason VARCHAR, "
+        "holdout BOOLEAN NOT NULL, offer_kind VARCHAR, coupon VARCHAR, cart_value DOUBLE, "
+        "expired_at TIMESTAMPTZ NOT NULL, queued_at TIMESTAMPTZ NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TIMESTAMPTZ, "
+        "sent_at TIMESTAMPTZ, smtp_response VARCHAR, message BLOB)"
+    )
+    old = decisions(["<old@x>"]).append_column("status", pa.array(["queued"]))
+    old = old.append_column("reason", pa.array([None], pa.string()))
+    con.register("old_rows", old.select(old_columns))
+    con.execute(f"INSERT INTO retarget_messages ({', '.join(old_columns)}) SELECT * FROM old_rows")
+    con.unregister("old_rows")
+    outbox.ensure_schema(con)
+    outbox.ensure_schema(con)  # and again: nothing more to do
+    assert keyed_tables(con) == ["retarget_outbox"]
+    assert outbox.enqueue(con, decisions(["<old@x>", "<new@x>"])) == 1  # still keyed
+    assert outbox.mark_sending(con, "<old@x>") == 1
+    assert status_of(con, "<old@x>")[:2] == ("sending", 1)
+    assert outbox.counts(con)["queued"] == 1
+    con.close()
+
+
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpulse.operators.order import joint_codes
+from cartpulse.operators.order import joint_codes, order_rows
 
 _WORDS = st.sampled_from(["a", "b", "c", "dd", "é", "session-1", "session-2", ""])
 
@@ -53,3 +53,22 @@ def test_a_small_state_against_many_batch_names() -> None:
     batch: list[str | None] = [f"s{i % 5000}" for i in range(20_000)]
     state = ["s17", "gone-1", None, "s4999", "gone-1", "gone-2"]
     _check(state, batch)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 4), st.integers(-3, 3)), min_size=0, max_size=40),
+    in_time_order=st.booleans(),
+    gaps=st.booleans(),
+)
+def test_order_rows_sorts_by_group_then_time_then_offset(
+    rows: list[tuple[int, int]], in_time_order: bool, gaps: bool
+) -> None:
+    """Time-ordered and shuffled batches, ties in time, gaps in offsets."""
+    if in_time_order:
+        rows = sorted(rows, key=lambda r: r[1])
+    group = np.array([r[0] for r in rows], np.int64)
+    t = np.array([r[1] for r in rows], np.int64) * 1_000_000
+    offsets = np.arange(len(rows), dtype=np.int64) * (3 if gaps else 1) + 10
+    got = order_rows(group, t, offsets)
+    assert list(got) == list(np.lexsort((offsets, t, group)))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cartpulse.quality.dedupe import DedupeState, dedupe, event_times_us, row_keys
 from cartpulse.quality.validate import Validator
@@ -32,6 +34,26 @@ def test_duplicates_within_a_batch_keep_the_first_occurrence() -> None:
     assert keep.tolist() == [True, True, False, True, False, False]
     assert sorted(state.keys.tolist()) == [7, 8, 9]
     assert state.max_time_us == T0 + 2 * S
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.sampled_from([0, 1, 7, 2**63, 2**64 - 1, 12345]), max_size=25),
+        max_size=4,
+    )
+)
+def test_a_key_is_kept_at_its_first_sight_only(batches: list[list[int]]) -> None:
+    """Against a set: repeats within and across batches (all inside the window) are dropped."""
+    state = DedupeState.empty()
+    seen: set[int] = set()
+    for i, batch in enumerate(batches):
+        expected = []
+        for key in batch:
+            expected.append(key not in seen)
+            seen.add(key)
+        keep, state = dedupe(keys(*batch), times(*[i] * len(batch)), state, HOUR)
+        assert keep.tolist() == expected
 
 
 def test_duplicates_across_batches() -> None:

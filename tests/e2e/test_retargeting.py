@@ -31,11 +31,17 @@ def rows(home: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "batch_rows",
+    [None, 20_000],
+    ids=["one-micro-batch", "five-micro-batches"],  # five: the frequency cap across batches
+)
 def test_every_abandoned_cart_gets_one_email_or_a_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int | None
 ) -> None:
     data, home = tmp_path / "data", tmp_path / "home"
     generate_dataset(data, events=100_000, days=1, seed=3)
+    batching = {} if batch_rows is None else {"CARTPULSE_INGEST__BATCH_ROWS": str(batch_rows)}
     res = run_cli(
         "replay",
         str(data / "events.csv.gz"),
@@ -43,7 +49,7 @@ def test_every_abandoned_cart_gets_one_email_or_a_reason(
         str(data / "customers.csv"),
         "--json",
         home=home,
-        extra_env=FIXED_KEY,
+        extra_env=FIXED_KEY | batching,
     )
     assert res.code == 0, res.stderr
     report = res.json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -15,3 +17,18 @@ def connect(
     # Without this, DuckDB renders and truncates TIMESTAMPTZ in the machine's local zone.
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **tables: object) -> Iterator[None]:
+    """Each Arrow table (or batch) visible to `con`'s queries under its keyword's name, for
+    the length of the block."""
+    done: list[str] = []
+    try:
+        for name, data in tables.items():
+            con.register(name, data)
+            done.append(name)
+        yield
+    finally:
+        for name in done:
+            con.unregister(name)

@@ -14,6 +14,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartpulse.duck import registered
+
 _DDL = """
 CREATE TABLE IF NOT EXISTS bot_alert_outbox (
   alert_id VARCHAR PRIMARY KEY,
@@ -51,16 +53,13 @@ def ensure_alert_outbox(con: duckdb.DuckDBPyConnection) -> None:
 
 def publish_alerts(con: duckdb.DuckDBPyConnection, alerts: pa.Table) -> None:
     """Insert alerts into `bot_alerts` and queue them (inside the caller's transaction)."""
-    con.register("new_alerts", alerts)
-    try:
+    with registered(con, new_alerts=alerts):
         con.execute("INSERT INTO bot_alerts SELECT * FROM new_alerts")
         con.execute(
             "INSERT OR IGNORE INTO bot_alert_outbox (alert_id, user_id, detected_at, rule, score, "
             "evidence, status) SELECT user_id::VARCHAR || '-' || epoch_us(detected_at)::VARCHAR, "
             "user_id, detected_at, rule, score, evidence, 'queued' FROM new_alerts"
         )
-    finally:
-        con.unregister("new_alerts")
 
 
 def due_alerts(con: duckdb.DuckDBPyConnection, now: dt.datetime, limit: int) -> list[QueuedAlert]:

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartpulse.duck import registered
 from cartpulse.engine.feeder import Pacer
 from cartpulse.schema import EVENT_COLUMNS
 from cartpulse.sources.files import read_events
@@ -147,23 +148,17 @@ def _bodies(
 def ndjson_lines(con: duckdb.DuckDBPyConnection, data: pa.RecordBatch) -> list[str]:
     """Each row as one JSON object of the nine event fields (text, as read)."""
     fields = ", ".join(f"{c} := CAST({c} AS VARCHAR)" for c in EVENT_COLUMNS)
-    con.register("rows_out", data)
-    try:
+    with registered(con, rows_out=data):
         out = con.sql(f"SELECT to_json(struct_pack({fields}))::VARCHAR FROM rows_out")
         return [str(v) for v in out.to_arrow_table().column(0).to_pylist()]
-    finally:
-        con.unregister("rows_out")
 
 
 def _times(con: duckdb.DuckDBPyConnection, data: pa.RecordBatch, total: int) -> pa.Array:
     """Event times for pacing; rows without a readable time take the one before them."""
-    con.register("rows_out", data)
-    try:
+    with registered(con, rows_out=data):
         out = con.sql(
             "SELECT epoch_us(TRY_CAST(CAST(event_time AS VARCHAR) AS TIMESTAMPTZ)) FROM rows_out"
         ).to_arrow_table()
-    finally:
-        con.unregister("rows_out")
     times = out.column(0).combine_chunks()
     times = pa.concat_arrays([times, pa.nulls(total - len(times), pa.int64())])
     times = pc.fill_null_forward(times)

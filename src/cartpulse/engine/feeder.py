@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cartpulse.duck import registered
 from cartpulse.ingest import content_hash
 from cartpulse.log.base import EventLog
 from cartpulse.quality.dedupe import DedupeState, dedupe
@@ -192,18 +193,15 @@ class Feeder:
                 [batches, log_end, r.read, r.clean, r.quarantined, r.duplicates, digest],
             )
             con.execute("DELETE FROM engine.dedupe")
-            con.register(
-                "dedupe_rows",
-                pa.table(
-                    {
-                        "key": state.keys,
-                        "time_us": state.times_us,
-                        "max_time_us": np.full(len(state), state.max_time_us or 0, np.int64),
-                    }
-                ),
+            rows = pa.table(
+                {
+                    "key": state.keys,
+                    "time_us": state.times_us,
+                    "max_time_us": np.full(len(state), state.max_time_us or 0, np.int64),
+                }
             )
-            con.execute("INSERT INTO engine.dedupe SELECT * FROM dedupe_rows")
-            con.unregister("dedupe_rows")
+            with registered(con, dedupe_rows=rows):
+                con.execute("INSERT INTO engine.dedupe SELECT * FROM dedupe_rows")
             add_dq_counts(con, quarantine, dupes)
             con.execute("COMMIT")
         except BaseException:

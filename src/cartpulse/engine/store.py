@@ -190,24 +190,21 @@ class ServingStore:
         """Write a batch's outputs (inside the caller's transaction)."""
         con = self.con
         if out.abandoned_carts.num_rows:
-            con.register("new_carts", out.abandoned_carts)
-            con.execute(f"{self._insert_carts} abandoned_carts SELECT * FROM new_carts")
-            con.unregister("new_carts")
+            with duck.registered(con, new_carts=out.abandoned_carts):
+                con.execute(f"{self._insert_carts} abandoned_carts SELECT * FROM new_carts")
         if out.sales_changed.num_rows:
-            con.register("new_sales", out.sales_changed)
-            con.execute("INSERT OR REPLACE INTO product_sales_minute SELECT * FROM new_sales")
-            con.unregister("new_sales")
+            with duck.registered(con, new_sales=out.sales_changed):
+                con.execute("INSERT OR REPLACE INTO product_sales_minute SELECT * FROM new_sales")
         if out.bot_alerts is not None and out.bot_alerts.num_rows:
             publish_alerts(con, out.bot_alerts)
         if out.messages is not None and out.messages.num_rows:
             outbox.enqueue(con, out.messages)
         if out.dq_counts.num_rows:
-            con.register("new_dq", out.dq_counts)
-            con.execute(
-                "INSERT INTO dq_counts SELECT * FROM new_dq ON CONFLICT (minute, reason) "
-                "DO UPDATE SET rows = dq_counts.rows + excluded.rows"
-            )
-            con.unregister("new_dq")
+            with duck.registered(con, new_dq=out.dq_counts):
+                con.execute(
+                    "INSERT INTO dq_counts SELECT * FROM new_dq ON CONFLICT (minute, reason) "
+                    "DO UPDATE SET rows = dq_counts.rows + excluded.rows"
+                )
 
     def replace_bot_state(self, bots: BotState) -> None:
         """Store the bot detector's state (inside the caller's transaction)."""
@@ -217,9 +214,8 @@ class ServingStore:
     def _replace(self, table: str, data: pa.Table) -> None:
         self.con.execute(f"DELETE FROM {table}")
         if data.num_rows:
-            self.con.register("replacement", data)
-            self.con.execute(f"INSERT INTO {table} SELECT * FROM replacement")
-            self.con.unregister("replacement")
+            with duck.registered(self.con, replacement=data):
+                self.con.execute(f"INSERT INTO {table} SELECT * FROM replacement")
 
     def _keyed(self, table: str) -> bool:
         """Does `table` have a primary key (homes created before carts lost theirs)?"""

@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from cartpulse.duck import registered
+
 #: Temporary view over the lake's clean events; never stored in the warehouse file.
 EVENTS = "model_events"
 
@@ -47,9 +49,6 @@ def run_in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) ->
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
     """Replace warehouse table `name` with `table` in one transaction; return its row count."""
-    con.register("_model_output", table)
-    try:
+    with registered(con, _model_output=table):
         run_in_transaction(con, [f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _model_output"])
-    finally:
-        con.unregister("_model_output")
     return int(table.num_rows)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartpulse.duck import registered
 from cartpulse.operators.base import DuckOperator
 
 WINDOW_US = 60_000_000
@@ -65,9 +66,7 @@ class SalesOperator(DuckOperator):
         """
         bound = -(2**62) if closed_before_us is None else closed_before_us
         con = self._con
-        con.register("w", windows)
-        con.register("ev", purchases(events))
-        try:
+        with registered(con, w=windows, ev=purchases(events)):
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE p AS
@@ -97,9 +96,6 @@ class SalesOperator(DuckOperator):
                 ORDER BY window_start, product_id
                 """
             ).to_arrow_table()
-        finally:
-            con.unregister("w")
-            con.unregister("ev")
         changed = changed.cast(SALES_SCHEMA)
         return self._open_windows(windows, changed), SalesUpdate(changed, late)
 
@@ -108,22 +104,17 @@ class SalesOperator(DuckOperator):
         if watermark_us is None or windows.num_rows == 0:
             return windows
         con = self._con
-        con.register("w", windows)
-        try:
+        with registered(con, w=windows):
             kept = con.sql(
                 f"SELECT * FROM w WHERE epoch_us(window_start) + {WINDOW_US} > {watermark_us}"
             ).to_arrow_table()
-        finally:
-            con.unregister("w")
         return kept.cast(SALES_SCHEMA)
 
     def _open_windows(self, windows: pa.Table, changed: pa.Table) -> pa.Table:
         if changed.num_rows == 0:
             return windows
         con = self._con
-        con.register("w", windows)
-        con.register("c", changed)
-        try:
+        with registered(con, w=windows, c=changed):
             merged = con.sql(
                 """
                 SELECT * FROM c
@@ -131,7 +122,4 @@ class SalesOperator(DuckOperator):
                 SELECT w.* FROM w ANTI JOIN c USING (window_start, product_id)
                 """
             ).to_arrow_table()
-        finally:
-            con.unregister("w")
-            con.unregister("c")
         return merged.cast(SALES_SCHEMA)

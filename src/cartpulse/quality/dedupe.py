@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cartpulse.duck import registered
 from cartpulse.schema import EVENT_COLUMNS
 
 #: DuckDB expression: a 64-bit hash of the nine event fields.
@@ -38,12 +39,11 @@ def row_keys(table: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> n
     on a connection of its own."""
     own = con is None
     con = duckdb.connect() if con is None else con
-    con.register("row_keys_input", table)
     try:
-        keys = con.sql(f"SELECT {ROW_KEY_SQL} AS k FROM row_keys_input").to_arrow_table()
+        with registered(con, row_keys_input=table):
+            keys = con.sql(f"SELECT {ROW_KEY_SQL} AS k FROM row_keys_input").to_arrow_table()
         return np.asarray(keys.column(0).to_numpy(), np.uint64)
     finally:
-        con.unregister("row_keys_input")
         if own:
             con.close()
 

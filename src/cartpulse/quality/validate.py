@@ -110,12 +110,9 @@ class Validator:
     ) -> Validated:
         """Every rule in one SQL pass: typed values, the reason of each rejected row."""
         data = batch.data
-        self._con.register("raw_batch", _with_trimmed_text(data))
-        try:
+        with duck.registered(self._con, raw_batch=_with_trimmed_text(data)):
             sql = _checked_sql(data.schema, _raw_expr(batch, data.schema))
             checked = self._con.sql(sql, params=[horizon]).to_arrow_table()
-        finally:
-            self._con.unregister("raw_batch")
         reason = checked.column("_reason")
         passed = reason.is_null().to_numpy(zero_copy_only=False)
         typed = checked.select(EVENT_SCHEMA.names).cast(NULLABLE_EVENTS)

@@ -21,6 +21,8 @@ import pyarrow as pa
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
+from cartpulse.duck import registered
+
 DEFAULT_LOCALE: Final = "en_US"
 COLUMNS: Final = ("user_id", "email", "first_name", "locale", "consent")
 REQUIRED_COLUMNS: Final = ("user_id", "email", "consent")
@@ -135,8 +137,7 @@ def eligibility(
         ids = pa.table({"user_id": user_ids.cast(pa.int64())})
     else:
         ids = pa.table({"user_id": pa.array(list(user_ids), pa.int64())})
-    con.register("_retarget_ids", ids)
-    try:
+    with registered(con, _retarget_ids=ids):
         table = con.sql(
             """
             SELECT c.user_id, c.email, c.first_name, c.locale, c.consent, c.unsubscribed_at
@@ -145,8 +146,6 @@ def eligibility(
             ORDER BY c.user_id
             """
         ).to_arrow_table()
-    finally:
-        con.unregister("_retarget_ids")
     # DuckDB labels TIMESTAMPTZ with the session time zone; the data contract says UTC.
     at = table.schema.get_field_index("unsubscribed_at")
     return table.set_column(at, "unsubscribed_at", table.column(at).cast(pa.timestamp("us", "UTC")))
@@ -305,25 +304,19 @@ def _write_chunk(
 ) -> None:
     """Bulk upsert the valid rows and append the rejects, through Arrow (no per-row INSERT)."""
     if valid["user_id"]:
-        con.register("_retarget_customers", pa.table(valid, schema=_VALID_SCHEMA))
-        try:
+        with registered(con, _retarget_customers=pa.table(valid, schema=_VALID_SCHEMA)):
             con.execute(_UPSERT_SQL, {"now": now})
-        finally:
-            con.unregister("_retarget_customers")
     if rejects:
         raw, reason, detail, line = (list(col) for col in zip(*rejects, strict=True))
         table = pa.table(
             {"raw": raw, "reason": reason, "detail": detail, "line": pa.array(line, pa.int64())}
         )
-        con.register("_retarget_rejects", table)
-        try:
+        with registered(con, _retarget_rejects=table):
             con.execute(
                 "INSERT INTO customer_rejects "
                 "SELECT raw, reason, detail, $source, line, $now FROM _retarget_rejects",
                 {"source": source, "now": now},
             )
-        finally:
-            con.unregister("_retarget_rejects")
 
 
 def _require_aware(value: datetime) -> None:

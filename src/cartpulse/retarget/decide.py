@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr
 
+from cartpulse.duck import registered
 from cartpulse.home_secrets import home_secret_file
 from cartpulse.retarget import customers, outbox
 from cartpulse.retarget.offers import choose_offer, in_holdout
@@ -166,8 +167,7 @@ class Retargeter:
         """render.message_id for many carts at once (the same ids, computed in DuckDB)."""
         probe = {"user_session": "", "session_start": ""}
         domain = message_id(probe, self.settings.smtp.sender).split("@", 1)[1].rstrip(">")
-        self.con.register("id_carts", carts.select(["user_session", "session_start"]))
-        try:
+        with registered(self.con, id_carts=carts.select(["user_session", "session_start"])):
             ids = self.con.sql(
                 """
                 SELECT '<' || left(sha256(user_session || '|' || CASE
@@ -179,8 +179,6 @@ class Retargeter:
                 """,
                 params={"domain": domain},
             ).to_arrow_table()
-        finally:
-            self.con.unregister("id_carts")
         return ids.column(0)
 
     def _bots(self, user_ids: pa.ChunkedArray) -> set[int]:
@@ -191,31 +189,24 @@ class Retargeter:
         ).fetchall()[0][0]
         if not exists or len(user_ids) == 0:
             return set()
-        self.con.register("bot_users", pa.table({"user_id": user_ids}))
-        try:
+        with registered(self.con, bot_users=pa.table({"user_id": user_ids})):
             found = self.con.sql(
                 "SELECT DISTINCT user_id FROM bot_alerts SEMI JOIN bot_users USING (user_id)"
             ).to_arrow_table()
-        finally:
-            self.con.unregister("bot_users")
         return set(found.column("user_id").to_pylist())
 
     def _last_mailed(self, user_ids: set[int]) -> dict[int, dt.datetime]:
         """When each user was last chosen for an email (mailed or held out), for the cap."""
         if not user_ids:
             return {}
-        self.con.register(
-            "cap_users", pa.table({"user_id": pa.array(sorted(user_ids), pa.int64())})
-        )
-        try:
+        cap_users = pa.table({"user_id": pa.array(sorted(user_ids), pa.int64())})
+        with registered(self.con, cap_users=cap_users):
             rows = self.con.sql(
                 "SELECT user_id, max(expired_at) AS last FROM retarget_messages "
                 "SEMI JOIN cap_users USING (user_id) "
                 "WHERE status IN ('queued', 'sending', 'sent', 'failed') "
                 "OR reason IN ('holdout', 'purchased') GROUP BY user_id"
             ).to_arrow_table()
-        finally:
-            self.con.unregister("cap_users")
         return dict(
             zip(rows.column("user_id").to_pylist(), rows.column("last").to_pylist(), strict=True)
         )

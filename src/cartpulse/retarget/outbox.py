@@ -14,6 +14,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartpulse.duck import registered
+
 STATUSES: Final = ("queued", "sending", "sent", "failed", "suppressed")
 """Every status a row can have; `queued → sending → sent | queued (retry) | failed`."""
 
@@ -178,13 +180,10 @@ def enqueue(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> int:
     for verb, part in parts:
         if part.num_rows == 0:
             continue
-        con.register("_retarget_enqueue", part)
-        try:
+        with registered(con, _retarget_enqueue=part):
             result = con.execute(
                 f"{verb} ({columns}) SELECT {columns} FROM _retarget_enqueue"
             ).fetchone()
-        finally:
-            con.unregister("_retarget_enqueue")
         inserted += int(result[0]) if result else 0
     return inserted
 

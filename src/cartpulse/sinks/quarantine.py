@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from cartpulse.duck import registered
 from cartpulse.schema import QUARANTINE_SCHEMA
 from cartpulse.sinks.staging import parquet_bytes, write_atomic
 
@@ -31,9 +32,7 @@ def add_dq_counts(con: duckdb.DuckDBPyConnection, quarantine: pa.Table, dupes: p
     """
     if quarantine.num_rows == 0 and dupes.num_rows == 0:
         return
-    con.register("q_rows", quarantine)
-    con.register("d_rows", dupes)
-    try:
+    with registered(con, q_rows=quarantine, d_rows=dupes):
         con.execute(
             """
             INSERT INTO dq_counts
@@ -43,6 +42,3 @@ def add_dq_counts(con: duckdb.DuckDBPyConnection, quarantine: pa.Table, dupes: p
             ON CONFLICT (minute, reason) DO UPDATE SET rows = dq_counts.rows + excluded.rows
             """
         )
-    finally:
-        con.unregister("q_rows")
-        con.unregister("d_rows")

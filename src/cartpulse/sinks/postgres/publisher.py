@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from cartpulse.duck import registered
 from cartpulse.sinks.postgres.columns import (
     HASH_COLUMN,
     create_table_sql,
@@ -117,10 +118,12 @@ class ServingPublisher:
             self._published[t.name] = _prepare(pg, t, schema)
         published = self._published[t.name]
         row_hash = row_hash_sql(schema)
-        duck.register("cartpulse_published", pa.table({"h": published}))
-        try:
-            current = _int64s(duck.sql(f"SELECT {row_hash} FROM {quote_ident(t.name)}"))
-            duck.register("cartpulse_current", pa.table({"h": current}))
+        current = _int64s(duck.sql(f"SELECT {row_hash} FROM {quote_ident(t.name)}"))
+        with registered(
+            duck,
+            cartpulse_published=pa.table({"h": published}),
+            cartpulse_current=pa.table({"h": current}),
+        ):
             gone = _int64s(
                 duck.sql("SELECT h FROM cartpulse_published ANTI JOIN cartpulse_current USING (h)")
             )
@@ -130,9 +133,6 @@ class ServingPublisher:
                 f"SELECT {duckdb_select_list(schema, t.json_columns)}, {HASH_COLUMN} FROM cur "
                 f"ANTI JOIN cartpulse_published p ON cur.{HASH_COLUMN} = p.h"
             ).to_arrow_table()
-        finally:
-            duck.unregister("cartpulse_published")
-            duck.unregister("cartpulse_current")
         if changed.num_rows == 0 and gone.size == 0:
             return 0, 0
         with pg.transaction():

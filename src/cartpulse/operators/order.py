@@ -10,17 +10,31 @@ import pyarrow.compute as pc
 def order_rows(group: np.ndarray, t: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Row order by (group code, time, offset); `group` holds codes in 0..n_groups−1."""
     n = len(group)
-    # Why not np.lexsort: two unstable sorts of unique int64 keys are about 3× faster, and
-    # rows in offset order (as the log gives them) make (time, row) unique.
     if n > 1 and bool(np.all(offsets[1:] > offsets[:-1])):
-        low = int(t.min())
-        span = int(t.max()) - low + 1
-        if span < 2**62 // n and int(group.max()) < 2**62 // n:
-            by_time = np.argsort((t - low) * n + np.arange(n))
-            rank = np.empty(n, np.int64)
-            rank[by_time] = np.arange(n)
-            return np.asarray(np.argsort(group * n + rank), np.int64)
+        # Rows in offset order (as the log gives them): a stable sort by time keeps offsets in
+        # order, and a stable sort of that by group keeps both. Batches mostly arrive in time
+        # order, which a stable sort passes over almost for free.
+        by_time = np.argsort(t, kind="stable")
+        return np.asarray(by_time[stable_code_order(group[by_time])], np.int64)
     return np.asarray(np.lexsort((offsets, t, group)), np.int64)
+
+
+def stable_code_order(codes: np.ndarray) -> np.ndarray:
+    """Stable sort order of non-negative integer codes.
+
+    Why by hand: numpy sorts 16-bit integers stably by radix, in linear time; codes below
+    2**32 take two such passes (low half, then high half), about half the time of numpy's own
+    stable or unstable sort of 64-bit values.
+    """
+    if len(codes) == 0:
+        return np.zeros(0, np.int64)
+    top = int(codes.max())
+    if int(codes.min()) < 0 or top >= 2**32:
+        return np.argsort(codes, kind="stable")
+    if top < 2**16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    return order[np.argsort((codes[order] >> 16).astype(np.uint16), kind="stable")]
 
 
 def dense_codes(values: np.ndarray) -> np.ndarray:

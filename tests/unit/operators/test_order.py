@@ -60,14 +60,16 @@ def test_a_small_state_against_many_batch_names() -> None:
     rows=st.lists(st.tuples(st.integers(0, 4), st.integers(-3, 3)), min_size=0, max_size=40),
     in_time_order=st.booleans(),
     gaps=st.booleans(),
+    scale=st.sampled_from([1, 70_001, 2**33 + 1]),
 )
 def test_order_rows_sorts_by_group_then_time_then_offset(
-    rows: list[tuple[int, int]], in_time_order: bool, gaps: bool
+    rows: list[tuple[int, int]], in_time_order: bool, gaps: bool, scale: int
 ) -> None:
-    """Time-ordered and shuffled batches, ties in time, gaps in offsets."""
+    """Time-ordered and shuffled batches, ties in time, gaps in offsets; codes below 2**16,
+    below 2**32 (two radix passes) and above."""
     if in_time_order:
         rows = sorted(rows, key=lambda r: r[1])
-    group = np.array([r[0] for r in rows], np.int64)
+    group = np.array([r[0] * scale + r[0] % 3 for r in rows], np.int64)
     t = np.array([r[1] for r in rows], np.int64) * 1_000_000
     offsets = np.arange(len(rows), dtype=np.int64) * (3 if gaps else 1) + 10
     got = order_rows(group, t, offsets)

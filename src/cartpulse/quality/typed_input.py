@@ -10,6 +10,7 @@ to the SQL, which says why.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,8 @@ def _epoch_us(moment: dt.datetime) -> int:
 _MIN_US = _epoch_us(dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
 _MAX_US = _epoch_us(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
 _KINDS = pa.array(EVENT_TYPES, pa.string())
+#: A text column read as a dictionary (Parquet files store such columns so): kept as one.
+_NAMES = pa.dictionary(pa.int32(), pa.string())
 
 
 @dataclass(frozen=True)
@@ -65,20 +68,21 @@ def split_typed(data: pa.RecordBatch, horizon: dt.datetime | None) -> TypedSplit
         pc.invert(pc.is_in(text["event_type"], value_set=_KINDS)),
         pc.is_null(text["event_type"]),
         # case rules beyond ASCII are the SQL's lower()
-        pc.invert(pc.string_is_ascii(text["brand"])),
+        pc.invert(_per_value(text["brand"], pc.string_is_ascii)),
     ]
     if horizon is not None:
         checks.append(pc.greater(times, _epoch_us(horizon)))
     suspect = np.zeros(data.num_rows, bool)
     for check in checks:
         suspect |= np.asarray(pc.fill_null(check, False).to_numpy(zero_copy_only=False), bool)
-    text["brand"] = pc.ascii_lower(text["brand"])
+    text["brand"] = _per_value(text["brand"], pc.ascii_lower)
     columns = {
         "event_time": data.column("event_time").cast(pa.timestamp("us", tz="UTC")),
         **{name: data.column(name) for name in ("product_id", "category_id", "price", "user_id")},
         **text,
     }
-    table = pa.table({name: columns[name] for name in EVENT_SCHEMA.names}, schema=NULLABLE_EVENTS)
+    fields = [f.with_type(columns[f.name].type) if f.name in text else f for f in NULLABLE_EVENTS]
+    table = pa.table({f.name: columns[f.name] for f in fields}, schema=pa.schema(fields))
     return TypedSplit(table, suspect)
 
 
@@ -91,15 +95,57 @@ def _typed(schema: pa.Schema) -> bool:
         if field.name == "event_time":
             if not (pa.types.is_timestamp(have) and have.unit == "us" and have.tz):
                 return False
-        elif have != field.type:
+        elif have != field.type and not (field.name in _TEXT and have == _NAMES):
             return False
     return True
 
 
 def _trimmed(column: pa.Array) -> pa.Array:
-    """Whitespace trimmed; an empty string becomes null."""
+    """Whitespace trimmed; an empty string becomes null. A dictionary stays one when no name
+    in it trims to empty (each name is trimmed once, not once per row)."""
+    if isinstance(column, pa.DictionaryArray):
+        names = _trimmed(column.dictionary)
+        if names.null_count == column.dictionary.null_count:
+            return pa.DictionaryArray.from_arrays(column.indices, names)
+        column = column.cast(pa.string())
+    if not _may_need_trim(column):
+        return column
     trimmed = pc.utf8_trim_whitespace(column)
     empty = pc.equal(trimmed, "")
     if not pc.any(empty).as_py():
         return trimmed
     return pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
+
+
+def _may_need_trim(column: pa.Array) -> bool:
+    """Could trimming change a value: an empty one, or one whose first or last byte is not a
+    printable ASCII character (ASCII whitespace, or the first or last byte of a multi-byte
+    character, which may be a Unicode space)?
+
+    Why by hand: identifiers such as user_session are seldom padded, and looking at two bytes
+    of each value is about ten times cheaper than running the trim over every one.
+    """
+    n = len(column)
+    if n == column.null_count:
+        return False
+    _, offsets_buf, data_buf = column.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32, n + 1, column.offset * 4)
+    starts, ends = offsets[:-1], offsets[1:]
+    if column.null_count:
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        starts, ends = starts[valid], ends[valid]
+    if bool((ends <= starts).any()):
+        return True
+    data = np.frombuffer(data_buf, np.uint8)
+    edges = np.concatenate([data[starts], data[ends - 1]])
+    return bool(((edges <= 0x20) | (edges >= 0x7F)).any())
+
+
+def _per_value(column: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """`fn` applied to each value: to a dictionary's names only, when the column is one."""
+    if isinstance(column, pa.DictionaryArray):
+        done = fn(column.dictionary)
+        if pa.types.is_string(done.type):
+            return pa.DictionaryArray.from_arrays(column.indices, done)
+        return done.take(column.indices)
+    return fn(column)

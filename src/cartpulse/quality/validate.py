@@ -109,7 +109,7 @@ class Validator:
         self, batch: RawBatch, ingested_at: dt.datetime, horizon: dt.datetime | None
     ) -> Validated:
         """Every rule in one SQL pass: typed values, the reason of each rejected row."""
-        data = batch.data
+        data = _decoded(batch.data)
         with duck.registered(self._con, raw_batch=_with_trimmed_text(data)):
             sql = _checked_sql(data.schema, _raw_expr(batch, data.schema))
             checked = self._con.sql(sql, params=[horizon]).to_arrow_table()
@@ -161,6 +161,15 @@ class Validator:
             "ingested_at", pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC"))
         )
         return table.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+
+
+def _decoded(data: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with dictionary columns (Parquet text) as plain values, as the rules expect."""
+    for i, field in enumerate(data.schema):
+        if pa.types.is_dictionary(field.type):
+            column = data.column(i).cast(field.type.value_type)
+            data = data.set_column(i, field.with_type(column.type), column)
+    return data
 
 
 def _is_text(typ: pa.DataType) -> bool:

@@ -42,9 +42,9 @@ class RawBatch:
     rejects: pa.Table = field(default_factory=REJECT_SCHEMA.empty_table)
     extra_columns: tuple[str, ...] = ()
     position: int | None = None
+    """Bytes of the file on disk consumed so far (for progress), when the reader knows."""
     blank_rows: int = 0
     """Blank lines and rows whose fields are all empty: they carry nothing and are not rows."""
-    """Bytes of the file on disk consumed so far (for progress), when the reader knows."""
 
     @property
     def rows(self) -> int:

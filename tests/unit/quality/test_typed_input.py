@@ -26,8 +26,9 @@ INGESTED_AT = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 T0_US = 1_569_888_000_000_000  # 2019-10-01
 
 
-def _batch(rows: int, seed: int, tmp: Path, accents: bool) -> list[RawBatch]:
-    """Typed rows of every kind; brands with non-ASCII letters only with `accents`."""
+def _batch(rows: int, seed: int, tmp: Path, accents: bool, dictionary: bool) -> list[RawBatch]:
+    """Typed rows of every kind; brands with non-ASCII letters only with `accents`; text
+    stored dictionary-encoded (read as dictionaries) or plain."""
     rng = np.random.default_rng(seed)
     accented = 0.1 if accents else 0.0
 
@@ -53,11 +54,14 @@ def _batch(rows: int, seed: int, tmp: Path, accents: bool) -> list[RawBatch]:
                 [1.5, 0.0, -2.0, float("nan"), float("inf"), None], [0.6, 0.1, 0.1, 0.05, 0.05, 0.1]
             ),
             "user_id": pick([3, 4, None], [0.5, 0.45, 0.05]),
-            "user_session": pick(["s", " s", "", None], [0.5, 0.2, 0.1, 0.2]),
+            "user_session": pick(
+                ["s", " s", "", None, "s\u3000", "\u00a0s", "s\t"],
+                [0.5, 0.1, 0.1, 0.2, 0.05, 0.03, 0.02],
+            ),
         }
     )
-    path = tmp / f"typed-{seed}-{rows}.parquet"
-    pq.write_table(table, path)
+    path = tmp / f"typed-{seed}-{rows}-{dictionary}.parquet"
+    pq.write_table(table, path, use_dictionary=dictionary)
     return list(read_events(path, 10_000))
 
 
@@ -74,15 +78,21 @@ def _same(got: Validated, want: Validated) -> None:
     seed=st.integers(0, 2**32 - 1),
     clock=st.booleans(),
     accents=st.booleans(),
+    dictionary=st.booleans(),
 )
 def test_the_arrow_path_gives_what_the_sql_gives(
-    tmp_path_factory: pytest.TempPathFactory, rows: int, seed: int, clock: bool, accents: bool
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: int,
+    seed: int,
+    clock: bool,
+    accents: bool,
+    dictionary: bool,
 ) -> None:
     tmp = tmp_path_factory.mktemp("typed")
     now = dt.datetime(2019, 10, 6, tzinfo=UTC) if clock else None
     horizon = now + dt.timedelta(minutes=5) if now else None
     validator = Validator()
-    for batch in _batch(rows, seed, tmp, accents):
+    for batch in _batch(rows, seed, tmp, accents, dictionary):
         _same(
             validator.validate(batch, INGESTED_AT, now),
             validator.validate_sql(batch, INGESTED_AT, horizon),

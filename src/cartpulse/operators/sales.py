@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cartpulse.duck import registered
+from cartpulse.duck import arrow, registered
 from cartpulse.operators.base import DuckOperator
 
 WINDOW_US = 60_000_000
@@ -75,12 +75,14 @@ class SalesOperator(DuckOperator):
                 FROM ev
                 """
             )
-            late = con.sql(
+            late = arrow(
+                con,
                 "SELECT window_start AS minute, 'late_purchase' AS reason, "
                 "count(*)::BIGINT AS rows "
-                "FROM p WHERE late GROUP BY 1"
-            ).to_arrow_table()
-            changed = con.sql(
+                "FROM p WHERE late GROUP BY 1",
+            )
+            changed = arrow(
+                con,
                 """
                 WITH b AS (
                   SELECT window_start, product_id, count(*) AS purchases,
@@ -92,8 +94,8 @@ class SalesOperator(DuckOperator):
                        (b.revenue + coalesce(w.revenue::DECIMAL(38, 6), 0))::DOUBLE AS revenue
                 FROM b LEFT JOIN w USING (window_start, product_id)
                 ORDER BY window_start, product_id
-                """
-            ).to_arrow_table()
+                """,
+            )
         changed = changed.cast(SALES_SCHEMA)
         return self._open_windows(windows, changed), SalesUpdate(changed, late)
 
@@ -103,9 +105,9 @@ class SalesOperator(DuckOperator):
             return windows
         con = self._con
         with registered(con, w=windows):
-            kept = con.sql(
-                f"SELECT * FROM w WHERE epoch_us(window_start) + {WINDOW_US} > {watermark_us}"
-            ).to_arrow_table()
+            kept = arrow(
+                con, f"SELECT * FROM w WHERE epoch_us(window_start) + {WINDOW_US} > {watermark_us}"
+            )
         return kept.cast(SALES_SCHEMA)
 
     def _open_windows(self, windows: pa.Table, changed: pa.Table) -> pa.Table:
@@ -113,11 +115,12 @@ class SalesOperator(DuckOperator):
             return windows
         con = self._con
         with registered(con, w=windows, c=changed):
-            merged = con.sql(
+            merged = arrow(
+                con,
                 """
                 SELECT * FROM c
                 UNION ALL
                 SELECT w.* FROM w ANTI JOIN c USING (window_start, product_id)
-                """
-            ).to_arrow_table()
+                """,
+            )
         return merged.cast(SALES_SCHEMA)

@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from cartpulse.duck import registered
+from cartpulse.duck import arrow, registered
 from cartpulse.schema import EVENT_COLUMNS
 
 #: DuckDB expression: a 64-bit hash of the nine event fields.
@@ -41,7 +41,7 @@ def row_keys(table: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> n
     con = duckdb.connect() if con is None else con
     try:
         with registered(con, row_keys_input=table):
-            keys = con.sql(f"SELECT {ROW_KEY_SQL} AS k FROM row_keys_input").to_arrow_table()
+            keys = arrow(con, f"SELECT {ROW_KEY_SQL} AS k FROM row_keys_input")
         return np.asarray(keys.column(0).to_numpy(), np.uint64)
     finally:
         if own:

@@ -112,7 +112,7 @@ class Validator:
         data = _decoded(batch.data)
         with duck.registered(self._con, raw_batch=_with_trimmed_text(data)):
             sql = _checked_sql(data.schema, _raw_expr(batch, data.schema))
-            checked = self._con.sql(sql, params=[horizon]).to_arrow_table()
+            checked = duck.arrow(self._con, sql, [horizon])
         reason = checked.column("_reason")
         passed = reason.is_null().to_numpy(zero_copy_only=False)
         typed = checked.select(EVENT_SCHEMA.names).cast(NULLABLE_EVENTS)

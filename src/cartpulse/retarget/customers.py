@@ -21,7 +21,7 @@ import pyarrow as pa
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
-from cartpulse.duck import registered
+from cartpulse.duck import arrow, registered
 
 DEFAULT_LOCALE: Final = "en_US"
 COLUMNS: Final = ("user_id", "email", "first_name", "locale", "consent")
@@ -138,14 +138,15 @@ def eligibility(
     else:
         ids = pa.table({"user_id": pa.array(list(user_ids), pa.int64())})
     with registered(con, _retarget_ids=ids):
-        table = con.sql(
+        table = arrow(
+            con,
             """
             SELECT c.user_id, c.email, c.first_name, c.locale, c.consent, c.unsubscribed_at
             FROM customers c
             SEMI JOIN _retarget_ids i ON i.user_id = c.user_id
             ORDER BY c.user_id
-            """
-        ).to_arrow_table()
+            """,
+        )
     # DuckDB labels TIMESTAMPTZ with the session time zone; the data contract says UTC.
     at = table.schema.get_field_index("unsubscribed_at")
     return table.set_column(at, "unsubscribed_at", table.column(at).cast(pa.timestamp("us", "UTC")))

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr
 
-from cartpulse.duck import registered
+from cartpulse.duck import arrow, registered
 from cartpulse.home_secrets import home_secret_file
 from cartpulse.retarget import customers, outbox
 from cartpulse.retarget.offers import choose_offer, in_holdout
@@ -168,7 +168,8 @@ class Retargeter:
         probe = {"user_session": "", "session_start": ""}
         domain = message_id(probe, self.settings.smtp.sender).split("@", 1)[1].rstrip(">")
         with registered(self.con, id_carts=carts.select(["user_session", "session_start"])):
-            ids = self.con.sql(
+            ids = arrow(
+                self.con,
                 """
                 SELECT '<' || left(sha256(user_session || '|' || CASE
                          WHEN microsecond(session_start) % 1000000 = 0
@@ -177,8 +178,8 @@ class Retargeter:
                        || '@' || $domain || '>' AS message_id
                 FROM id_carts
                 """,
-                params={"domain": domain},
-            ).to_arrow_table()
+                {"domain": domain},
+            )
         return ids.column(0)
 
     def _bots(self, user_ids: pa.ChunkedArray) -> set[int]:
@@ -190,9 +191,10 @@ class Retargeter:
         if not exists or len(user_ids) == 0:
             return set()
         with registered(self.con, bot_users=pa.table({"user_id": user_ids})):
-            found = self.con.sql(
-                "SELECT DISTINCT user_id FROM bot_alerts SEMI JOIN bot_users USING (user_id)"
-            ).to_arrow_table()
+            found = arrow(
+                self.con,
+                "SELECT DISTINCT user_id FROM bot_alerts SEMI JOIN bot_users USING (user_id)",
+            )
         return set(found.column("user_id").to_pylist())
 
     def _last_mailed(self, user_ids: set[int]) -> dict[int, dt.datetime]:
@@ -201,12 +203,13 @@ class Retargeter:
             return {}
         cap_users = pa.table({"user_id": pa.array(sorted(user_ids), pa.int64())})
         with registered(self.con, cap_users=cap_users):
-            rows = self.con.sql(
+            rows = arrow(
+                self.con,
                 "SELECT user_id, max(expired_at) AS last FROM retarget_messages "
                 "SEMI JOIN cap_users USING (user_id) "
                 "WHERE status IN ('queued', 'sending', 'sent', 'failed') "
-                "OR reason IN ('holdout', 'purchased') GROUP BY user_id"
-            ).to_arrow_table()
+                "OR reason IN ('holdout', 'purchased') GROUP BY user_id",
+            )
         return dict(
             zip(rows.column("user_id").to_pylist(), rows.column("last").to_pylist(), strict=True)
         )

@@ -158,13 +158,17 @@ class EmbeddedEventLog(ClosesOnExit):
         """Drop the memory maps of sealed segments that end at or before `offset`.
 
         A hint from a consumer that has moved past them: their pages stop counting in this
-        process's resident memory. A later read of those offsets maps them again.
+        process's resident memory, and the writer lets the OS drop them from its file cache
+        (a 20.7 M-event replay writes 2 GB of log; fresh cache pages cost more than reused
+        ones). A later read of those offsets maps them again, from the disk.
         """
         with self._lock:
             self._check_open()
             for seg in self._chain.segments[:-1]:
                 if seg.end <= offset:
                     seg.release()
+                    if self.writable:
+                        seg.drop_cached_pages()
 
     def start_offset(self) -> int:
         """The earliest offset still retained."""

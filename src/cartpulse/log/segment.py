@@ -62,6 +62,7 @@ class Segment:
         self.data_end = 0
         """Byte position after the last committed batch (after the header when empty)."""
         self.index_bytes = 0
+        self.pages_dropped = False
         self._index_fd: int | None = None
         self._buf: pa.Buffer | None = None
 
@@ -127,6 +128,26 @@ class Segment:
         """Drop the memory map and file handle (tables already read stay valid)."""
         self._close_index()
         self._buf = None
+
+    def drop_cached_pages(self) -> None:
+        """Let the OS drop this sealed segment's pages from its file cache.
+
+        Called once every consumer in this process has read the segment: its pages are freed
+        for the writes to come instead of lingering until memory runs short. Pages still
+        mapped (an Arrow table that still uses them) or not yet written back are kept. A
+        later read goes to the disk.
+        """
+        if self.pages_dropped or not self.sealed or not hasattr(os, "posix_fadvise"):
+            return
+        try:
+            fd = os.open(self.data_path, os.O_RDONLY)
+        except FileNotFoundError:  # deleted by retention
+            return
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        self.pages_dropped = True
 
     def _mapped(self, needed_bytes: int) -> pa.Buffer:
         """The data file mapped at least up to `needed_bytes`, remapped when it has grown."""

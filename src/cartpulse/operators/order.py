@@ -20,21 +20,27 @@ def order_rows(group: np.ndarray, t: np.ndarray, offsets: np.ndarray) -> np.ndar
 
 
 def stable_code_order(codes: np.ndarray) -> np.ndarray:
-    """Stable sort order of non-negative integer codes.
+    """Stable sort order of non-negative integer codes (any width, signed or unsigned).
 
-    Why by hand: numpy sorts 16-bit integers stably by radix, in linear time; codes below
-    2**32 take two such passes (low half, then high half), about half the time of numpy's own
-    stable or unstable sort of 64-bit values.
+    Why by hand: numpy sorts 16-bit integers stably by radix, in linear time; wider codes take
+    one such pass per 16 bits in use, least significant first. Two passes (codes below 2**32)
+    take about half the time of numpy's own sort of 64-bit values, four (64-bit hashes) about
+    60 %.
     """
     if len(codes) == 0:
         return np.zeros(0, np.int64)
-    top = int(codes.max())
-    if int(codes.min()) < 0 or top >= 2**32:
-        return np.argsort(codes, kind="stable")
-    if top < 2**16:
-        return np.argsort(codes.astype(np.uint16), kind="stable")
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
-    return order[np.argsort((codes[order] >> 16).astype(np.uint16), kind="stable")]
+    if codes.dtype.kind == "i" and int(codes.min()) < 0:
+        return np.asarray(np.argsort(codes, kind="stable"), np.int64)
+    passes = max(1, (int(codes.max()).bit_length() + 15) // 16)
+    order: np.ndarray | None = None
+    for done in range(passes):
+        values = codes if order is None else codes[order]
+        # astype keeps the low 16 bits: this pass's digit
+        digit = (values >> (16 * done)).astype(np.uint16) if done else values.astype(np.uint16)
+        step = np.argsort(digit, kind="stable")
+        order = step if order is None else order[step]
+    assert order is not None
+    return np.asarray(order, np.int64)
 
 
 def dense_codes(values: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpulse.operators.order import joint_codes, order_rows
+from cartpulse.operators.order import joint_codes, order_rows, stable_code_order
 
 _WORDS = st.sampled_from(["a", "b", "c", "dd", "é", "session-1", "session-2", ""])
 
@@ -74,3 +74,22 @@ def test_order_rows_sorts_by_group_then_time_then_offset(
     offsets = np.arange(len(rows), dtype=np.int64) * (3 if gaps else 1) + 10
     got = order_rows(group, t, offsets)
     assert list(got) == list(np.lexsort((offsets, t, group)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 6), max_size=60),
+    width=st.sampled_from(
+        [(np.int64, 1), (np.int64, 70_001), (np.int64, 2**40 + 3), (np.uint64, 2**61 + 5)]
+    ),
+)
+def test_stable_code_order_is_numpys_stable_order(
+    values: list[int], width: tuple[type[np.integer], int]
+) -> None:
+    """One to four radix passes, signed and unsigned codes, ties kept in row order."""
+    dtype, scale = width
+    codes = np.array([v * scale for v in values], dtype)
+    assert list(stable_code_order(codes)) == list(np.argsort(codes, kind="stable"))
+    if dtype is np.uint64 and len(values):  # the full 64 bits of a hash
+        codes = codes | np.uint64(2**63)
+        assert list(stable_code_order(codes)) == list(np.argsort(codes, kind="stable"))

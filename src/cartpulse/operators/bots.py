@@ -124,7 +124,10 @@ class BotOperator:
         if len(fired):
             hit = fired != ""
             merged["alerted_until_us"][hit] = merged["last_us"][hit] + self.rules.cooldown_s * 10**6
-        new_users = _state_table(merged, users, steps, batch["state_row"])
+        # most of a batch's users are idle past the TTL by its end: drop them before their
+        # state rows are built, not after
+        live = self._live(merged["last_us"], np.maximum(merged["alerted_until_us"], 0), now_us)
+        new_users = _state_table(merged, users, steps, live)
         return self._expire(new_users, totals, now_us), alerts
 
     def _rules(
@@ -178,15 +181,20 @@ class BotOperator:
     ) -> BotState:
         """Forget users idle past the TTL and out of cool-down, and hours older than two."""
         bound = now_us if now_us is not None else -(2**62)
-        ttl = self.rules.state_ttl_s * 10**6
         last = np.asarray(users.column("last_us").to_numpy(), np.int64)
         until = np.asarray(pc.fill_null(users.column("alerted_until_us"), 0).to_numpy(), np.int64)
-        keep = (last + ttl >= bound) | (until >= bound)
+        keep = self._live(last, until, now_us)
         recent = totals[0] + 7_200_000_000 >= bound
         hours = pa.table(
             {"hour_us": totals[0][recent], "events": totals[1][recent]}, schema=HOUR_TOTALS_SCHEMA
         )
         return BotState(users.filter(pa.array(keep)), hours)
+
+    def _live(self, last_us: np.ndarray, until_us: np.ndarray, now_us: int | None) -> np.ndarray:
+        """Users to keep at `now_us`: active within the TTL, or still in cool-down."""
+        if now_us is None:
+            return np.ones(len(last_us), bool)
+        return (last_us + self.rules.state_ttl_s * 10**6 >= now_us) | (until_us >= now_us)
 
 
 def _merge(before: dict[str, np.ndarray], batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -272,12 +280,16 @@ def _state_table(
     merged: dict[str, np.ndarray],
     users: pa.Table,
     steps: Steps,
-    state_row: np.ndarray,
+    live: np.ndarray,
 ) -> pa.Table:
-    """The state's users the batch left alone, then the batch's users, sorted by user_id."""
+    """The state's users the batch left alone, then the batch's `live` users, sorted by
+    user_id."""
+    state_row = merged["state_row"]
     untouched = np.ones(users.num_rows, bool)
     untouched[state_row[state_row >= 0]] = False
     kept = users.filter(pa.array(untouched))
+    needed = (*BOT_STATE_SCHEMA.names, "last_kind", "last_session")
+    merged = {name: merged[name][live] for name in needed if name in merged}
     names = BOT_STATE_SCHEMA.names
     strings = {
         "last_type": steps.kinds.take(_codes(merged["last_kind"])),
@@ -293,9 +305,13 @@ def _state_table(
         else:
             columns.append(pa.array(merged[field.name], field.type))
     fresh = pa.table(columns, names=names)
-    return pa.concat_tables([kept.cast(BOT_STATE_SCHEMA), fresh.cast(BOT_STATE_SCHEMA)]).sort_by(
-        "user_id"
+    table = pa.concat_tables([kept.cast(BOT_STATE_SCHEMA), fresh.cast(BOT_STATE_SCHEMA)])
+    ids = np.concatenate(
+        [np.asarray(kept.column("user_id").to_numpy(), np.int64), merged["user_id"]]
     )
+    # two runs sorted by user_id (the state's, the batch's): numpy's stable sort (timsort)
+    # merges them in one pass, where Arrow's sort_by sorts from scratch
+    return table.take(pa.array(np.argsort(ids, kind="stable")))
 
 
 def _codes(values: np.ndarray) -> pa.Array:

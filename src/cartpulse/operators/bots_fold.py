@@ -151,16 +151,16 @@ def hour_buckets(
     sessions = runs.sum(steps.new_session.astype(np.int64)) + _carried(
         runs, steps, hour, state["hour_us"], state["hour_sessions"]
     )
-    totals = _add_totals(hour_totals, run_hour, length)
+    totals, total_row = _add_totals(hour_totals, run_hour, length)
     median, mad = _hour_spread(run_hour, events, runs, steps, state)
     z = (events - median) / (1.4826 * mad + 1)
-    share = events / totals[1][np.searchsorted(totals[0], run_hour)]
+    share = events / totals[1][total_row]
     latest = runs.user_last
     peak = runs.per_user(np.maximum, events)
     # the busiest hour's score; at equal events the earliest such hour
     busiest = np.flatnonzero(events == peak[runs.user])
-    _, at = np.unique(runs.user[busiest], return_index=True)
-    busiest = busiest[at]
+    owner = runs.user[busiest]  # runs are in user order: keep each user's first
+    busiest = busiest[np.flatnonzero(np.diff(owner, prepend=-1) != 0)]
     floods = (events >= rules.min_hour_events) & (share >= rules.max_traffic_share)
     floods &= z >= rules.min_robust_z
     per_user = {
@@ -177,12 +177,11 @@ def hour_buckets(
 
 def _add_totals(
     totals: tuple[np.ndarray, np.ndarray], hours: np.ndarray, events: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hour totals (sorted by hour) plus `events` at `hours`."""
-    all_hours = np.concatenate([totals[0], hours])
-    keys, inverse = np.unique(all_hours, return_inverse=True)
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Hour totals (sorted by hour) plus `events` at `hours`, and each of `hours`' row in them."""
+    keys, inverse = hour_groups(np.concatenate([totals[0], hours]))
     sums = np.bincount(inverse, weights=np.concatenate([totals[1], events]), minlength=len(keys))
-    return keys, np.rint(sums).astype(np.int64)
+    return (keys, np.rint(sums).astype(np.int64)), inverse[len(totals[0]) :]
 
 
 def _hour_spread(
@@ -198,23 +197,68 @@ def _hour_spread(
     matched = np.zeros(len(state["hour_us"]), bool)
     held = row >= 0
     matched[row[held][state["hour_us"][row[held]] == run_hour[held]]] = True
-    quiet = ~matched & np.isin(state["hour_us"], run_hour)
+    quiet = ~matched & np.isin(state["hour_us"], hour_groups(run_hour)[0])
     pool_hour = np.concatenate([run_hour, state["hour_us"][quiet]])
     pool_events = np.concatenate([events, state["hour_events"][quiet]]).astype(np.float64)
-    hours, group = np.unique(pool_hour, return_inverse=True)
+    hours, group = hour_groups(pool_hour)
     median = _group_median(group, pool_events, len(hours))
     mad = _group_median(group, np.abs(pool_events - median[group]), len(hours))
-    at = np.searchsorted(hours, run_hour)
+    at = group[: len(run_hour)]  # the pool starts with the runs
     return median[at], mad[at]
 
 
+#: Cells (hours × distinct doubled values) up to which `_group_median` counts instead of sorting.
+_MAX_HISTOGRAM = 1 << 20
+#: Hours a batch may span for `hour_groups` to count them in an array (114 years).
+_MAX_HOUR_SPAN = 1 << 20
+
+
+def hour_groups(hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct hours (µs, whole hours), sorted, and each value's index among them.
+
+    Why not np.unique: a batch spans a few hours, so counting hours since the first is a
+    linear pass where np.unique sorts every value (6 ms per 100k users).
+    """
+    if len(hours) == 0:
+        return hours[:0], np.zeros(0, np.int64)
+    first = int(hours.min())
+    since = (hours - first) // _HOUR_US
+    if int(since.max()) >= _MAX_HOUR_SPAN or bool(np.any(hours % _HOUR_US)):
+        distinct, inverse = np.unique(hours, return_inverse=True)
+        return distinct, np.asarray(inverse, np.int64).ravel()
+    present = np.bincount(since) > 0
+    index = np.cumsum(present) - 1
+    return first + np.flatnonzero(present) * _HOUR_US, index[since]
+
+
 def _group_median(group: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
-    """Per group, the median of its values (the mean of the two middle ones for an even count)."""
-    order = np.lexsort((values, group))
-    ordered = values[order]
-    count = np.bincount(group, minlength=groups)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    return np.asarray((ordered[start + (count - 1) // 2] + ordered[start + count // 2]) / 2)
+    """Per group, the median of its values (the mean of the two middle ones for an even count).
+
+    Why a histogram and not a sort: the values are event counts or their distances from a
+    median (whole or halves), mostly small, and the groups are a batch's few hours; counting
+    them takes a tenth of the time of np.lexsort.
+    """
+    doubled = values * 2
+    if len(values) == 0:
+        return np.zeros(groups)
+    width = int(doubled.max()) + 1 if float(doubled.max()) < _MAX_HISTOGRAM else _MAX_HISTOGRAM
+    if (
+        float(doubled.min()) < 0
+        or groups * width >= _MAX_HISTOGRAM
+        or not np.array_equal(doubled, np.floor(doubled))
+    ):
+        order = np.lexsort((values, group))
+        ordered = values[order]
+        count = np.bincount(group, minlength=groups)
+        start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        return np.asarray((ordered[start + (count - 1) // 2] + ordered[start + count // 2]) / 2)
+    cells = group.astype(np.int64) * width + doubled.astype(np.int64)
+    at_most = np.cumsum(np.bincount(cells, minlength=groups * width).reshape(groups, width), axis=1)
+    count = at_most[:, -1]
+    # the value of rank r is the first one with more than r values at or below it
+    low = (at_most <= ((count - 1) // 2)[:, None]).sum(axis=1)
+    high = (at_most <= (count // 2)[:, None]).sum(axis=1)
+    return np.asarray((low + high) / 4.0)
 
 
 def state_columns(users: pa.Table) -> dict[str, np.ndarray]:

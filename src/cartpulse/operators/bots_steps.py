@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cartpulse.operators.order import dense_codes, joint_codes, order_rows
+from cartpulse.operators.order import joint_codes, order_rows, unsigned_keys
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ def user_steps(events: pa.Table, state: pa.Table) -> Steps:
     users = np.asarray(events.column("user_id").to_numpy(), np.int64)
     times = np.asarray(events.column("event_time").cast(pa.int64()).to_numpy(), np.int64)
     offsets = np.asarray(events.column("_offset").to_numpy(), np.int64)
-    order = order_rows(dense_codes(users), times, offsets)
+    # by the ids themselves (two radix passes for ids below 2**32): users come out in id
+    # order, as the state keeps them, so no dictionary is built and nothing is re-sorted
+    order = order_rows(unsigned_keys(users), times, offsets)
     n, n_state = len(order), state.num_rows
     kinds, kind = joint_codes(state.column("last_type"), events.column("event_type"))
     sessions, session = joint_codes(state.column("last_session"), events.column("user_session"))

@@ -8,7 +8,8 @@ import pyarrow.compute as pc
 
 
 def order_rows(group: np.ndarray, t: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Row order by (group code, time, offset); `group` holds codes in 0..n_groups−1."""
+    """Row order by (group, time, offset); `group` holds non-negative integers (codes or
+    keys from `unsigned_keys`)."""
     n = len(group)
     if n > 1 and bool(np.all(offsets[1:] > offsets[:-1])):
         # Rows in offset order (as the log gives them): a stable sort by time keeps offsets in
@@ -41,6 +42,15 @@ def stable_code_order(codes: np.ndarray) -> np.ndarray:
         order = step if order is None else order[step]
     assert order is not None
     return np.asarray(order, np.int64)
+
+
+def unsigned_keys(values: np.ndarray) -> np.ndarray:
+    """Signed 64-bit integers as non-negative keys in the same order (unchanged if none is
+    negative), so `stable_code_order` sorts them without a dictionary."""
+    if len(values) == 0 or int(values.min()) >= 0:
+        return values
+    # flipping the sign bit maps int64 order onto uint64 order
+    return np.asarray(values.view(np.uint64) ^ np.uint64(1 << 63))
 
 
 def dense_codes(values: np.ndarray) -> np.ndarray:

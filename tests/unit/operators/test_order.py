@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpulse.operators.order import joint_codes, order_rows, stable_code_order
+from cartpulse.operators.order import joint_codes, order_rows, stable_code_order, unsigned_keys
 
 _WORDS = st.sampled_from(["a", "b", "c", "dd", "é", "session-1", "session-2", ""])
 
@@ -93,3 +93,13 @@ def test_stable_code_order_is_numpys_stable_order(
     if dtype is np.uint64 and len(values):  # the full 64 bits of a hash
         codes = codes | np.uint64(2**63)
         assert list(stable_code_order(codes)) == list(np.argsort(codes, kind="stable"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=30))
+def test_unsigned_keys_keep_the_order_of_signed_ids(values: list[int]) -> None:
+    """Negative, zero and positive ids, the extremes of int64: the same order, non-negative."""
+    ids = np.array(values, np.int64)
+    keys = unsigned_keys(ids)
+    assert len(keys) == 0 or int(keys.min()) >= 0
+    assert list(stable_code_order(keys)) == list(np.argsort(ids, kind="stable"))

@@ -69,8 +69,7 @@ def dedupe(
     if n:
         # First occurrence of each key: the first row of each run of equal keys in a stable
         # order (radix passes: faster than np.unique(return_index=True) or an argsort).
-        order = stable_code_order(keys)
-        ordered = keys[order]
+        order, ordered = _stable_key_order(keys)
         first = order[np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])]
         keep[first] = True
         if len(state):
@@ -79,6 +78,23 @@ def dedupe(
             seen = state.keys[pos] == keys[first]
             keep[first[seen]] = False
     return keep, _advance(state, keys[keep], times_us[keep], window_s)
+
+
+def _stable_key_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stable sort order of 64-bit keys, and the keys in that order.
+
+    Why the top 48 bits first: three radix passes instead of four (a fifth faster). Distinct
+    keys that share their top 48 bits are rare in a batch (about one in 10,000 batches of
+    200k hashes); they are caught and the keys sorted in full.
+    """
+    keys = np.asarray(keys, np.uint64)
+    order = stable_code_order(keys >> np.uint64(16))
+    ordered = keys[order]
+    high = ordered >> np.uint64(16)
+    if bool(np.any((high[1:] == high[:-1]) & (ordered[1:] != ordered[:-1]))):
+        order = stable_code_order(keys)
+        ordered = keys[order]
+    return order, ordered
 
 
 def _advance(

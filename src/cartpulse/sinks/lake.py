@@ -86,9 +86,10 @@ class PartitionedWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         # zstd level 1: the same file size as the default level here, and 25 % faster to write.
         level = 1 if self.compression == "zstd" else None
-        # Event times are nearly all distinct: a dictionary for them is built and then thrown
-        # away at every page (4 % of the writing time, and the files are 6 % larger with it).
-        dictionary = [n for n in self.schema.names if n != "event_time"]
+        # Event times are nearly all distinct, and a micro-batch holds more session ids than
+        # a dictionary page: a dictionary for them is built and then thrown away at every page
+        # (together 11 % of the writing time, and event time's files are 6 % larger with it).
+        dictionary = [n for n in self.schema.names if n not in ("event_time", "user_session")]
         writer = pq.ParquetWriter(
             str(path),
             self.schema,

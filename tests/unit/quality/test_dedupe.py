@@ -39,12 +39,18 @@ def test_duplicates_within_a_batch_keep_the_first_occurrence() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     batches=st.lists(
-        st.lists(st.sampled_from([0, 1, 7, 2**63, 2**64 - 1, 12345]), max_size=25),
+        st.lists(
+            st.sampled_from(
+                [0, 1, 7, 2**63, 2**64 - 1, 2**64 - 2, 12345, (5 << 16) + 3, (5 << 16) + 9]
+            ),
+            max_size=25,
+        ),
         max_size=4,
     )
 )
 def test_a_key_is_kept_at_its_first_sight_only(batches: list[list[int]]) -> None:
-    """Against a set: repeats within and across batches (all inside the window) are dropped."""
+    """Against a set: repeats within and across batches (all inside the window) are dropped;
+    distinct keys that share their top 48 bits stay distinct."""
     state = DedupeState.empty()
     seen: set[int] = set()
     for i, batch in enumerate(batches):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,13 @@ from cartpulse.retarget import outbox
 from cartpulse.retarget.customers import import_customers
 from cartpulse.retarget.decide import Retargeter
 from cartpulse.settings import Settings
+
+#: Python's thread switch interval during a full-speed replay (its default is 5 ms). The
+#: feeder, the engine and its operator and commit threads all take the GIL between their
+#: Arrow, numpy and DuckDB calls; handing it over four times less often made a 20.7 M-event
+#: replay 4-5 % faster (22.7 against 23.9 s, mean of seven alternating pairs) with less CPU.
+#: Only for the replay: `serve` keeps the default, for its HTTP latency.
+REPLAY_SWITCH_INTERVAL_S = 0.02
 
 
 class ReplayError(Exception):
@@ -102,7 +111,8 @@ def replay_files(
         engine = StreamEngine(settings, event_log, store, retargeter)
         feeder = Feeder(settings, event_log, store.con.cursor())
         try:
-            _run(settings, paths, speed, feeder, engine, report, on_rows)
+            with _switch_interval(REPLAY_SWITCH_INTERVAL_S if speed is None else None):
+                _run(settings, paths, speed, feeder, engine, report, on_rows)
             report.outbox = outbox.counts(store.con)
         finally:
             feeder.close()
@@ -114,6 +124,18 @@ def replay_files(
         event_log.close()
     report.elapsed_s = time.perf_counter() - start
     return report
+
+
+@contextmanager
+def _switch_interval(seconds: float | None) -> Iterator[None]:
+    """Python's thread switch interval set to `seconds` (None: unchanged) until the block ends."""
+    before = sys.getswitchinterval()
+    if seconds is not None:
+        sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _run(

@@ -141,7 +141,11 @@ class Retargeter:
         }
 
     def _unknown(self, carts: pa.Table, now: dt.datetime) -> pa.Table:
-        """Carts of users not in the directory, vectorised (most carts in a big replay)."""
+        """Carts of users not in the directory, vectorised (most carts in a big replay).
+
+        Constant columns come from `pa.repeat`: a Python list of 18k values per micro-batch
+        took 0.5 s of a 20.7 M-event replay, all of it holding the GIL.
+        """
         n = carts.num_rows
         return pa.table(
             {
@@ -150,14 +154,14 @@ class Retargeter:
                 "session_start": carts.column("session_start"),
                 "user_id": carts.column("user_id"),
                 "email": pa.nulls(n, pa.string()),
-                "status": pa.array(["suppressed"] * n, pa.string()),
-                "reason": pa.array(["unknown_email"] * n, pa.string()),
-                "holdout": pa.array([False] * n, pa.bool_()),
+                "status": pa.repeat(pa.scalar("suppressed", pa.string()), n),
+                "reason": pa.repeat(pa.scalar("unknown_email", pa.string()), n),
+                "holdout": pa.repeat(pa.scalar(False, pa.bool_()), n),
                 "offer_kind": pa.nulls(n, pa.string()),
                 "coupon": pa.nulls(n, pa.string()),
                 "cart_value": carts.column("cart_value"),
                 "expired_at": carts.column("expired_at"),
-                "queued_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+                "queued_at": pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n),
                 "message": pa.nulls(n, pa.binary()),
             },
             schema=ENQUEUE_SCHEMA,

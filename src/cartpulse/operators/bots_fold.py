@@ -238,20 +238,17 @@ def _group_median(group: np.ndarray, values: np.ndarray, groups: int) -> np.ndar
     median (whole or halves), mostly small, and the groups are a batch's few hours; counting
     them takes a tenth of the time of np.lexsort.
     """
-    doubled = values * 2
     if len(values) == 0:
         return np.zeros(groups)
-    width = int(doubled.max()) + 1 if float(doubled.max()) < _MAX_HISTOGRAM else _MAX_HISTOGRAM
+    doubled = values * 2
+    top = float(doubled.max())
     if (
         float(doubled.min()) < 0
-        or groups * width >= _MAX_HISTOGRAM
+        or groups * (top + 1) >= _MAX_HISTOGRAM
         or not np.array_equal(doubled, np.floor(doubled))
     ):
-        order = np.lexsort((values, group))
-        ordered = values[order]
-        count = np.bincount(group, minlength=groups)
-        start = np.concatenate([[0], np.cumsum(count)[:-1]])
-        return np.asarray((ordered[start + (count - 1) // 2] + ordered[start + count // 2]) / 2)
+        return _sorted_group_median(group, values, groups)
+    width = int(top) + 1
     cells = group.astype(np.int64) * width + doubled.astype(np.int64)
     at_most = np.cumsum(np.bincount(cells, minlength=groups * width).reshape(groups, width), axis=1)
     count = at_most[:, -1]
@@ -259,6 +256,15 @@ def _group_median(group: np.ndarray, values: np.ndarray, groups: int) -> np.ndar
     low = (at_most <= ((count - 1) // 2)[:, None]).sum(axis=1)
     high = (at_most <= (count // 2)[:, None]).sum(axis=1)
     return np.asarray((low + high) / 4.0)
+
+
+def _sorted_group_median(group: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+    """`_group_median` for any values: sorted within each group."""
+    order = np.lexsort((values, group))
+    ordered = values[order]
+    count = np.bincount(group, minlength=groups)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    return np.asarray((ordered[start + (count - 1) // 2] + ordered[start + count // 2]) / 2)
 
 
 def state_columns(users: pa.Table) -> dict[str, np.ndarray]:

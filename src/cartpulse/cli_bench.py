@@ -73,12 +73,14 @@ def bench(
 
     - models: the lake of the generated data → `cartpulse models run` (every mart and data
       test, then an incremental re-run) (target ≤ 60 s for 20.7 M events)
+
     - models-ml: `models train` then `models score` (CLV, forecast, propensity) on a lake of the
       generated data, ingested once and kept; seconds per model and peak RSS
 
     - dashboard: a replayed home (at most 100,000 events) served live; 40 purchases posted to
       the collector, each timed until the live page in headless Chromium (/usr/bin/chromium,
       driven by Playwright) shows it (target p99 ≤ 1 s)
+
     - spark-ratio: the replay job on the embedded engine and on `cartpulse spark stream`
       (Spark local[2]) on the same Parquet file; both events/s and the ratio (target ≥ 10×;
       needs the `spark` extra; use -n 1000000)

@@ -15,6 +15,7 @@ from cartpulse.operators.bots import BOT_STATE_SCHEMA, HOUR_TOTALS_SCHEMA, BotSt
 from cartpulse.operators.sales import SALES_SCHEMA
 from cartpulse.operators.sessions import ITEM_STATE_SCHEMA, SESSION_STATE_SCHEMA, SessionState
 from cartpulse.retarget import outbox
+from cartpulse.sinks.quarantine import upsert_dq_counts
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS abandoned_carts (
@@ -199,12 +200,7 @@ class ServingStore:
             publish_alerts(con, out.bot_alerts)
         if out.messages is not None and out.messages.num_rows:
             outbox.enqueue(con, out.messages)
-        if out.dq_counts.num_rows:
-            with duck.registered(con, new_dq=out.dq_counts):
-                con.execute(
-                    "INSERT INTO dq_counts SELECT * FROM new_dq ON CONFLICT (minute, reason) "
-                    "DO UPDATE SET rows = dq_counts.rows + excluded.rows"
-                )
+        upsert_dq_counts(con, out.dq_counts)
 
     def replace_bot_state(self, bots: BotState) -> None:
         """Store the bot detector's state (inside the caller's transaction)."""

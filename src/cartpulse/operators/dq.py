@@ -24,15 +24,15 @@ def event_dq_counts(events: pa.Table, late_purchases: pa.Table) -> pa.Table:
     times = events.column("event_time").cast(pa.int64()).to_numpy()
     zero = pc.fill_null(pc.equal(events.column("price"), 0.0), False).to_numpy(zero_copy_only=False)
     parts = [
-        _per_minute(times, "accepted"),
-        _per_minute(times[zero], "zero_price"),
+        per_minute_counts(times, "accepted"),
+        per_minute_counts(times[zero], "zero_price"),
         late_purchases.cast(DQ_SCHEMA),
     ]
     return pa.concat_tables(parts)
 
 
-def _per_minute(times_us: np.ndarray, reason: str) -> pa.Table:
-    """Rows per minute, as (minute, reason, rows)."""
+def per_minute_counts(times_us: np.ndarray, reason: str) -> pa.Table:
+    """Rows per minute of `times_us` (µs since the epoch, UTC), as (minute, reason, rows)."""
     if len(times_us) == 0:
         return DQ_SCHEMA.empty_table()
     minutes = times_us // _US_PER_MINUTE

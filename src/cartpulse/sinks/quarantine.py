@@ -6,9 +6,12 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cartpulse.duck import registered
+from cartpulse.operators.dq import DQ_SCHEMA, per_minute_counts
 from cartpulse.schema import QUARANTINE_SCHEMA
 from cartpulse.sinks.staging import parquet_bytes, write_atomic
 
@@ -30,15 +33,37 @@ def add_dq_counts(con: duckdb.DuckDBPyConnection, quarantine: pa.Table, dupes: p
 
     `dupes` has the duplicates' `event_time`. Runs in the caller's transaction, if any.
     """
-    if quarantine.num_rows == 0 and dupes.num_rows == 0:
+    upsert_dq_counts(con, rejected_dq_counts(quarantine, dupes))
+
+
+def rejected_dq_counts(quarantine: pa.Table, dupes: pa.Table) -> pa.Table:
+    """Quarantined rows per (minute of ingest, reason) and duplicates per minute of event time.
+
+    Why in numpy: a DuckDB GROUP BY per batch cost more than the rest of the upsert (a replay
+    batch's commit of its counts: 3.5-4.0 ms of CPU with the SQL grouping, 2.4-2.5 ms without).
+    """
+    parts = []
+    if quarantine.num_rows:
+        minutes = _epoch_us(quarantine.column("ingested_at"))
+        reasons = quarantine.column("reason")
+        for reason in pc.unique(reasons).to_pylist():
+            mine = pc.equal(reasons, reason).to_numpy(zero_copy_only=False)
+            parts.append(per_minute_counts(minutes[mine], reason))
+    if dupes.num_rows:
+        parts.append(per_minute_counts(_epoch_us(dupes.column("event_time")), "duplicate"))
+    return pa.concat_tables(parts) if parts else DQ_SCHEMA.empty_table()
+
+
+def upsert_dq_counts(con: duckdb.DuckDBPyConnection, counts: pa.Table) -> None:
+    """Add (minute, reason, rows) counts, unique per (minute, reason), to `dq_counts`."""
+    if counts.num_rows == 0:
         return
-    with registered(con, q_rows=quarantine, d_rows=dupes):
+    with registered(con, new_dq=counts):
         con.execute(
-            """
-            INSERT INTO dq_counts
-            SELECT date_trunc('minute', ingested_at), reason, count(*) FROM q_rows GROUP BY ALL
-            UNION ALL
-            SELECT date_trunc('minute', event_time), 'duplicate', count(*) FROM d_rows GROUP BY ALL
-            ON CONFLICT (minute, reason) DO UPDATE SET rows = dq_counts.rows + excluded.rows
-            """
+            "INSERT INTO dq_counts SELECT * FROM new_dq ON CONFLICT (minute, reason) "
+            "DO UPDATE SET rows = dq_counts.rows + excluded.rows"
         )
+
+
+def _epoch_us(times: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(times.cast(pa.int64()).to_numpy(), np.int64)

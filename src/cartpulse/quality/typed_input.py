@@ -65,16 +65,14 @@ def split_typed(data: pa.RecordBatch, horizon: dt.datetime | None) -> TypedSplit
         pc.greater_equal(times, _MAX_US),
         pc.invert(pc.is_finite(price)),
         pc.less(price, 0.0),
-        pc.invert(pc.is_in(text["event_type"], value_set=_KINDS)),
-        pc.is_null(text["event_type"]),
-        # case rules beyond ASCII are the SQL's lower()
-        pc.invert(_per_value(text["brand"], pc.string_is_ascii)),
     ]
     if horizon is not None:
         checks.append(pc.greater(times, _epoch_us(horizon)))
-    suspect = np.zeros(data.num_rows, bool)
+    suspect = _rows_flagged(text["event_type"], _unknown_kind, nulls=True)
+    # case rules beyond ASCII are the SQL's lower()
+    suspect |= _rows_flagged(text["brand"], _not_ascii, nulls=False)
     for check in checks:
-        suspect |= np.asarray(pc.fill_null(check, False).to_numpy(zero_copy_only=False), bool)
+        suspect |= _true(check)
     text["brand"] = _per_value(text["brand"], pc.ascii_lower)
     columns = {
         "event_time": data.column("event_time").cast(pa.timestamp("us", tz="UTC")),
@@ -84,6 +82,42 @@ def split_typed(data: pa.RecordBatch, horizon: dt.datetime | None) -> TypedSplit
     fields = [f.with_type(columns[f.name].type) if f.name in text else f for f in NULLABLE_EVENTS]
     table = pa.table({f.name: columns[f.name] for f in fields}, schema=pa.schema(fields))
     return TypedSplit(table, suspect)
+
+
+def _true(check: pa.Array) -> np.ndarray:
+    """Mask of a boolean array's true values (null is not true)."""
+    filled = pc.fill_null(check, False) if check.null_count else check
+    return np.asarray(filled.to_numpy(zero_copy_only=False), bool)
+
+
+def _unknown_kind(names: pa.Array) -> pa.Array:
+    return pc.invert(pc.is_in(names, value_set=_KINDS))
+
+
+def _not_ascii(names: pa.Array) -> pa.Array:
+    return pc.invert(pc.string_is_ascii(names))
+
+
+def _rows_flagged(
+    column: pa.Array, flag: Callable[[pa.Array], pa.Array], nulls: bool
+) -> np.ndarray:
+    """Mask of the rows whose value `flag` marks; a null counts as `nulls`.
+
+    A dictionary's names are flagged once each, and its rows looked up only when a name is:
+    Parquet text columns hold a handful of names for 200k rows.
+    """
+    if not isinstance(column, pa.DictionaryArray):
+        return _true(pc.fill_null(flag(column), nulls))
+    names = _true(pc.fill_null(flag(column.dictionary), nulls))
+    indices = column.indices
+    if names.any():
+        codes = np.asarray(pc.fill_null(indices, 0).to_numpy(), np.intp)
+        rows = names[codes]
+    else:
+        rows = np.zeros(len(column), bool)
+    if indices.null_count:
+        rows[np.asarray(indices.is_null().to_numpy(zero_copy_only=False), bool)] = nulls
+    return rows
 
 
 def _typed(schema: pa.Schema) -> bool:
@@ -142,10 +176,8 @@ def _may_need_trim(column: pa.Array) -> bool:
 
 
 def _per_value(column: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """`fn` applied to each value: to a dictionary's names only, when the column is one."""
+    """`fn` (text → text) applied to each value: to a dictionary's names only, when the column
+    is one."""
     if isinstance(column, pa.DictionaryArray):
-        done = fn(column.dictionary)
-        if pa.types.is_string(done.type):
-            return pa.DictionaryArray.from_arrays(column.indices, done)
-        return done.take(column.indices)
+        return pa.DictionaryArray.from_arrays(column.indices, fn(column.dictionary))
     return fn(column)

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cartpulse.quality.typed_input import split_typed
 from cartpulse.quality.validate import Validated, Validator
 from cartpulse.sources.base import RawBatch
 from cartpulse.sources.files import read_events
@@ -122,3 +123,36 @@ def test_a_clean_typed_batch_takes_the_arrow_path(tmp_path: Path) -> None:
     assert out.clean.column("category_code").to_pylist() == ["x", None]
     _same(out, validator.validate_sql(batch, INGESTED_AT, None))
     validator.close()
+
+
+def test_dictionary_columns_flag_the_rows_their_values_would() -> None:
+    # Null names in a dictionary, null indices, names a rule rejects and names it does not.
+    kinds = pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, None, 2, 3, 0, 3], pa.int32()), pa.array(["view", "VIEW", None, "cart"])
+    )
+    brands = pa.DictionaryArray.from_arrays(
+        pa.array([2, 1, 1, 1, 0, None, 3], pa.int32()), pa.array(["Élan", "acme", None, "x"])
+    )
+    n = len(kinds)
+    data = pa.record_batch(
+        {
+            "event_time": pa.array([T0_US] * n, pa.timestamp("us", tz="UTC")),
+            "event_type": kinds,
+            "product_id": pa.array([1] * n, pa.int64()),
+            "category_id": pa.array([None] * n, pa.int64()),
+            "category_code": pa.array([None] * n, pa.string()),
+            "brand": brands,
+            "price": [1.0] * n,
+            "user_id": pa.array([3] * n, pa.int64()),
+            "user_session": ["s"] * n,
+        }
+    )
+    plain = pa.record_batch(
+        [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in data.columns],
+        names=data.schema.names,
+    )
+    got, want = split_typed(data, None), split_typed(plain, None)
+    assert got is not None and want is not None
+    assert got.suspect.tolist() == want.suspect.tolist()
+    # unknown type (VIEW), missing type (null index, null name), non-ASCII brand (Élan)
+    assert got.suspect.tolist() == [False, True, True, True, True, False, False]

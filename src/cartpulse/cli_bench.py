@@ -61,8 +61,9 @@ def bench(
 
     - ingest: CSV.gz → validate → dedupe → lake (target ≤ 60 s for 20.7 M rows)
 
-    - replay: Parquet → event log → stream engine → serving store and lake
-      (target ≥ 1,000,000 events/s; also peak RSS and bytes per open session)
+    - replay: Parquet → event log → stream engine → serving store and lake (targets:
+      ≥ 1,000,000 events/s, peak RSS under 2 GB (2,048 MiB), ≤ 300 bytes per open session;
+      target_met only when all three are met)
 
     - email-latency: 1,000 sessions expire over 20 s in live mode; time from each expiry to
       the email being accepted by a local SMTP server (target p99 ≤ 10 s)

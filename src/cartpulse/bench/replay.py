@@ -14,6 +14,19 @@ from cartpulse.bench.child import run_child
 from cartpulse.bench.ingest import ensure_dataset
 
 TARGET_EVENTS_PER_S = 1_000_000
+#: The design's "under 2 GB RSS", read as 2 GiB as every measurement in docs/benchmarks.md is.
+TARGET_PEAK_RSS_MIB = 2048
+TARGET_BYTES_PER_OPEN_SESSION = 300
+TARGET = "≥ 1,000,000 events/s; < 2 GB RSS (2,048 MiB); ≤ 300 bytes per open session"
+
+
+def targets_met(events_per_s: float, peak_rss_mib: float, bytes_per_open_session: int) -> bool:
+    """Whether a replay met all three targets: throughput, peak RSS and state size."""
+    return (
+        events_per_s >= TARGET_EVENTS_PER_S
+        and peak_rss_mib < TARGET_PEAK_RSS_MIB
+        and bytes_per_open_session <= TARGET_BYTES_PER_OPEN_SESSION
+    )
 
 
 def ensure_parquet(work: Path, events: int, seed: int) -> Path:
@@ -64,6 +77,8 @@ def bench_replay(work: Path, events: int, seed: int = 42, fsync: str = "batch") 
         "peak_anon_mib": round(run.peak_anon_mib),
         "peak_open_sessions": report["peak_open_sessions"],
         "bytes_per_open_session": report["bytes_per_open_session"],
-        "target": "≥ 1,000,000 events/s; < 2 GB RSS; ≤ 300 bytes per open session",
-        "target_met": report["read"] / elapsed >= TARGET_EVENTS_PER_S,
+        "target": TARGET,
+        "target_met": targets_met(
+            report["read"] / elapsed, run.peak_rss_mib, report["bytes_per_open_session"]
+        ),
     }

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cartpulse.bench.replay import targets_met
 from tests.conftest import run_cli
 
 
-def test_collector_bench_reports_throughput_latency_and_soak_memory(tmp_path: Path) -> None:
+def bench(tmp_path: Path, scenario: str, *options: str) -> dict[str, Any]:
+    """Run one scenario on 20,000 generated events; its JSON result."""
     result = run_cli(
         "bench",
-        "--events",
-        "20000",
-        "--scenario",
-        "collector",
-        "--soak-s",
-        "3",
-        "--work",
-        str(tmp_path / "bench"),
-        "--json",
+        *("--events", "20000", "--scenario", scenario, *options),
+        *("--work", str(tmp_path / "bench"), "--json"),
         timeout=600,
     )
     assert result.code == 0, result.stderr
-    report = result.json()["results"][0]
+    report: dict[str, Any] = result.json()["results"][0]
+    return report
+
+
+def test_collector_bench_reports_throughput_latency_and_soak_memory(tmp_path: Path) -> None:
+    report = bench(tmp_path, "collector", "--soak-s", "3")
     assert report["scenario"] == "collector"
     assert report["rows"] == 20_000
     assert 15_000 < report["accepted"] <= 20_000  # the generated data holds some duplicates
@@ -33,19 +33,7 @@ def test_collector_bench_reports_throughput_latency_and_soak_memory(tmp_path: Pa
 
 
 def test_replay_bench_reports_throughput_memory_and_state_size(tmp_path: Path) -> None:
-    result = run_cli(
-        "bench",
-        "--events",
-        "20000",
-        "--scenario",
-        "replay",
-        "--work",
-        str(tmp_path / "bench"),
-        "--json",
-        timeout=600,
-    )
-    assert result.code == 0, result.stderr
-    report = result.json()["results"][0]
+    report = bench(tmp_path, "replay")
     assert report["scenario"] == "replay"
     assert report["events"] == 20_000
     assert report["abandoned_carts"] > 0 and report["micro_batches"] >= 1

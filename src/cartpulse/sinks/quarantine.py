@@ -44,11 +44,11 @@ def rejected_dq_counts(quarantine: pa.Table, dupes: pa.Table) -> pa.Table:
     """
     parts = []
     if quarantine.num_rows:
-        minutes = _epoch_us(quarantine.column("ingested_at"))
+        ingested = _epoch_us(quarantine.column("ingested_at"))
         reasons = quarantine.column("reason")
         for reason in pc.unique(reasons).to_pylist():
             mine = pc.equal(reasons, reason).to_numpy(zero_copy_only=False)
-            parts.append(per_minute_counts(minutes[mine], reason))
+            parts.append(per_minute_counts(ingested[mine], reason))
     if dupes.num_rows:
         parts.append(per_minute_counts(_epoch_us(dupes.column("event_time")), "duplicate"))
     return pa.concat_tables(parts) if parts else DQ_SCHEMA.empty_table()

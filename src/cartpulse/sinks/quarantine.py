@@ -6,12 +6,12 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cartpulse.duck import registered
 from cartpulse.operators.dq import DQ_SCHEMA, per_minute_counts
+from cartpulse.quality.dedupe import event_times_us
 from cartpulse.schema import QUARANTINE_SCHEMA
 from cartpulse.sinks.staging import parquet_bytes, write_atomic
 
@@ -44,13 +44,13 @@ def rejected_dq_counts(quarantine: pa.Table, dupes: pa.Table) -> pa.Table:
     """
     parts = []
     if quarantine.num_rows:
-        ingested = _epoch_us(quarantine.column("ingested_at"))
+        ingested = quarantine.column("ingested_at").cast(pa.int64()).to_numpy()
         reasons = quarantine.column("reason")
         for reason in pc.unique(reasons).to_pylist():
             mine = pc.equal(reasons, reason).to_numpy(zero_copy_only=False)
             parts.append(per_minute_counts(ingested[mine], reason))
     if dupes.num_rows:
-        parts.append(per_minute_counts(_epoch_us(dupes.column("event_time")), "duplicate"))
+        parts.append(per_minute_counts(event_times_us(dupes), "duplicate"))
     return pa.concat_tables(parts) if parts else DQ_SCHEMA.empty_table()
 
 
@@ -63,7 +63,3 @@ def upsert_dq_counts(con: duckdb.DuckDBPyConnection, counts: pa.Table) -> None:
             "INSERT INTO dq_counts SELECT * FROM new_dq ON CONFLICT (minute, reason) "
             "DO UPDATE SET rows = dq_counts.rows + excluded.rows"
         )
-
-
-def _epoch_us(times: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(times.cast(pa.int64()).to_numpy(), np.int64)
